@@ -1,0 +1,6 @@
+"""Runnable experiments, one per paper (and one for the engine). See `python -m demos list`."""
+
+# name -> module; each module defines DESCRIPTION, add_arguments(parser) and run(args, report)
+DEMOS = {
+    "mnist_cnn": "demos.mnist_cnn",
+}

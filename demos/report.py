@@ -1,0 +1,97 @@
+"""What every demo writes to its output folder: `results.json`, `report.md` and figures.
+
+results.json: {"demo", "quick", "metrics": {name: number}, "paper": {name: number}, "config": {...}, "seconds"}.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed (or available in CI)
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+class Report:
+    """Collects a demo's metrics, the paper's numbers beside them, its notes and figures; writes them at the end."""
+
+    def __init__(self, demo: str, out: Path, quick: bool, config: dict):
+        self.demo, self.out, self.quick, self.config = demo, Path(out), quick, config
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.metrics: dict[str, float] = {}
+        self.paper: dict[str, float] = {}
+        self.sections: list[str] = []
+        self.figures: list[tuple[str, str]] = []
+        self.start = time.perf_counter()
+
+    def metric(self, name: str, value: float, paper: float | None = None) -> None:
+        """Record `name` (snake_case, saying what it measures) and, if given, the paper's or target's value."""
+        self.metrics[name] = float(value)
+        if paper is not None:
+            self.paper[name] = float(paper)
+
+    def section(self, title: str, text: str) -> None:
+        self.sections.append(f"## {title}\n\n{text.strip()}\n")
+
+    def figure(self, fig, filename: str, caption: str) -> Path:
+        path = self.out / filename
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        self.figures.append((filename, caption))
+        return path
+
+    def table(self) -> str:
+        """The metrics as a Markdown table, the paper's (or target) value beside ours."""
+        rows = ["| metric | ours | paper / target |", "|---|---:|---:|"]
+        for name, value in self.metrics.items():
+            ref = self.paper.get(name)
+            rows.append(f"| {name} | {_fmt(value)} | {'' if ref is None else _fmt(ref)} |")
+        return "\n".join(rows)
+
+    def write(self) -> dict:
+        seconds = time.perf_counter() - self.start
+        results = {"demo": self.demo, "quick": self.quick, "metrics": self.metrics, "paper": self.paper,
+                   "config": self.config, "seconds": round(seconds, 2)}
+        _write_atomic(self.out / "results.json", json.dumps(results, indent=2))
+        mode = "quick smoke run (`--quick`): numbers are not meaningful" if self.quick else "full run"
+        parts = [f"# {self.demo}\n", f"{mode}; {seconds:.0f} s.\n", "## Results\n", self.table() + "\n"]
+        parts += self.sections
+        parts += [f"![{caption}]({name})\n\n*{caption}*\n" for name, caption in self.figures]
+        parts.append("## Configuration\n\n```json\n" + json.dumps(self.config, indent=2) + "\n```\n")
+        _write_atomic(self.out / "report.md", "\n".join(parts))
+        return results
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def training_curves(history: list[dict], title: str):
+    """Loss and accuracy per epoch, train beside test."""
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax_acc.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train")
+    if "test_loss" in history[0]:
+        ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", label="test")
+        ax_acc.plot(epochs, [r["test_accuracy"] for r in history], "s-", label="test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return fig

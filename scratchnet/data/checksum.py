@@ -1,0 +1,28 @@
+"""SHA-256 checks: a file is accepted only if its bytes hash to the published value.
+
+A truncated download, a flipped bit or a different data set with the same file names all change the hash, so
+checking it turns a silent wrong answer (a model trained on other data) into a clear error.
+"""
+
+import hashlib
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex SHA-256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path) -> str:
+    """The hex SHA-256 of a file, read in chunks so that a large archive never sits whole in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(actual: str, expected: str, name) -> None:
+    """Raise a ValueError naming `name`, the expected and the actual hash when they differ."""
+    if actual != expected:
+        raise ValueError(f"checksum mismatch for {name}: expected sha256 {expected}, got {actual} "
+                         "(a corrupted or different file; delete it and fetch it again)")

@@ -1,0 +1,38 @@
+"""The pre-activation residual block (He et al. 2016, "Identity mappings in deep residual networks"), in the form
+of the wide ResNet (Zagoruyko & Komodakis 2016) that the robustness papers train:
+
+    a = relu(bn1(x)),  out = conv2(relu(bn2(conv1(a)))) + shortcut,
+
+where the shortcut is x itself when the shape is kept, and a 1x1 convolution of the activated input a when the
+channel count or the stride changes.
+"""
+
+from scratchnet.functional import relu
+from scratchnet.nn.init import as_rng
+from scratchnet.nn.layers import BatchNorm2d, Conv2d, Dropout
+from scratchnet.nn.module import Module
+from scratchnet.tensor import as_tensor
+
+
+class PreActBlock(Module):
+    """BN-ReLU-conv3x3(stride)-BN-ReLU-[dropout]-conv3x3, plus the identity or a 1x1 projection shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dropout: float = 0.0, rng=None):
+        super().__init__()
+        rng = as_rng(rng)
+        self.bn1 = BatchNorm2d(in_channels)
+        self.conv1 = Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False, rng=rng)
+        self.bn2 = BatchNorm2d(out_channels)
+        self.dropout = Dropout(dropout) if dropout > 0 else None
+        self.conv2 = Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False, rng=rng)
+        projects = in_channels != out_channels or stride != 1
+        self.shortcut = Conv2d(in_channels, out_channels, 1, stride, bias=False, rng=rng) if projects else None
+
+    def forward(self, x):
+        x = as_tensor(x)
+        a = relu(self.bn1(x))
+        out = relu(self.bn2(self.conv1(a)))
+        if self.dropout is not None:
+            out = self.dropout(out)
+        out = self.conv2(out)
+        return out + (x if self.shortcut is None else self.shortcut(a))

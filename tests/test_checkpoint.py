@@ -1,0 +1,57 @@
+"""Checkpoint files: round trip, atomic writes, and refusal of corrupted or foreign files."""
+
+import numpy as np
+import pytest
+
+import scratchnet as sn
+from scratchnet import nn
+from scratchnet.checkpoint import load_arrays, save_arrays
+
+
+def test_save_and_load_a_model_round_trip(tmp_path):
+    model = nn.models.mnist_cnn(seed=0, dropout=0.1)
+    path = sn.save(model, tmp_path / "model.npz")
+    other = sn.load(path, nn.models.mnist_cnn(seed=1, dropout=0.1))
+    for (name, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items(), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert set(sn.load(path)) == set(model.state_dict())
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = save_arrays({"a": np.arange(3)}, tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="object dtype"):
+        save_arrays({"a": np.array([object()])}, path)
+
+    def crash(f, **arrays):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_arrays({"a": np.arange(5)}, path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_arrays(path)["a"], np.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def test_a_changed_byte_is_detected(tmp_path):
+    path = save_arrays({"w": np.zeros(1000, np.float32)}, tmp_path / "c.npz")
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"\x00" * 400) + 200  # inside the stored zeros (np.savez does not compress)
+    raw[at] = 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupted|not a readable"):
+        load_arrays(path)
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path):
+    path = save_arrays({"w": np.ones(100)}, tmp_path / "c.npz")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a readable"):
+        load_arrays(path)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, w=np.ones(3))
+    with pytest.raises(ValueError, match="not written by scratchnet"):
+        load_arrays(foreign)
+    with pytest.raises(FileNotFoundError):
+        load_arrays(tmp_path / "missing.npz")

@@ -1,0 +1,115 @@
+"""The autograd engine: accumulation, graph traversal, no_grad, detach, grad(), dtypes and broadcasting."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import scratchnet as sn
+import scratchnet.functional as F
+from scratchnet.tensor import Tensor, unbroadcast
+from tests.gradcheck import broadcast_pair
+
+
+def test_a_diamond_graph_sums_the_gradients_of_both_paths():
+    x = Tensor(np.array([2.0, -1.0]), requires_grad=True)
+    y = x * x  # two uses of x in one op, and y used twice below
+    z = (y + y * 3.0).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad, 8 * np.array([2.0, -1.0]))  # d(4 x^2)/dx
+
+
+def test_backward_accumulates_into_grad_across_calls():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * 3.0).sum().backward()
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad, [6.0, 6.0])
+
+
+def test_no_grad_records_nothing_and_detach_cuts_the_graph():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with sn.no_grad():
+        y = x * 2.0
+    assert not y.requires_grad and y.is_leaf()
+    assert sn.is_grad_enabled()
+    z = (x.detach() * x).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad, np.ones(3))  # only the second factor carries a gradient
+
+
+def test_grad_returns_input_gradients_without_touching_parameter_grads():
+    w = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    w.grad = np.full((2, 2), 7.0)
+    x = Tensor(np.array([[1.0, -1.0]]), requires_grad=True)
+    (gx,) = sn.grad(F.linear(x, w).sum(), [x])
+    np.testing.assert_allclose(gx, [[4.0, 6.0]])
+    np.testing.assert_array_equal(w.grad, np.full((2, 2), 7.0))
+    assert x.grad is None
+
+
+def test_grad_runs_only_the_edges_that_lead_to_the_inputs():
+    calls = []
+    x = Tensor(np.ones(2), requires_grad=True)
+    w = Tensor(np.ones(2), requires_grad=True)
+    out = Tensor.from_op(x.data * w.data, [(x, lambda g: calls.append("x") or g * w.data),
+                                           (w, lambda g: calls.append("w") or g * x.data)])
+    sn.grad(out.sum(), [x])
+    assert calls == ["x"]
+    out.sum().backward()
+    assert sorted(calls) == ["w", "x", "x"]
+
+
+def test_grad_gives_zeros_for_an_unused_input_and_rejects_constants():
+    x, unused = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    gx, gu = sn.grad((x * 2.0).sum(), [x, unused])
+    np.testing.assert_array_equal(gu, np.zeros(3))
+    with pytest.raises(ValueError, match="inputs\\[0\\]"):
+        sn.grad((x * 2.0).sum(), [Tensor(np.ones(2))])
+
+
+def test_a_long_chain_needs_no_recursion():
+    x = Tensor(np.array(1.0), requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtypes_are_kept_through_ops_and_gradients(dtype):
+    x = Tensor(np.ones((2, 3), dtype), requires_grad=True)
+    y = (F.softplus(x * 0.5 + 1) ** 2).mean()
+    y.backward()
+    assert y.dtype == dtype and x.grad.dtype == dtype
+
+
+def test_python_floats_default_to_float32_and_arrays_keep_their_dtype():
+    assert Tensor([1.0, 2.0]).dtype == np.float32
+    assert Tensor(np.zeros(2)).dtype == np.float64
+    assert Tensor([1, 2]).dtype == np.int64
+
+
+@settings(deadline=None, max_examples=50)
+@given(shapes=broadcast_pair())
+def test_unbroadcast_inverts_broadcasting(shapes):
+    small, big = sorted(shapes, key=len)
+    out_shape = np.broadcast_shapes(small, big)
+    g = np.random.default_rng(0).standard_normal(out_shape)
+    reduced = unbroadcast(g, small)
+    assert reduced.shape == small
+    np.testing.assert_allclose(reduced.sum(), g.sum())  # every entry of g lands somewhere exactly once
+
+
+def test_comparisons_give_boolean_tensors_without_gradient():
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    mask = x > 1.5
+    assert mask.dtype == np.bool_ and not mask.requires_grad
+    np.testing.assert_array_equal((x == 2.0).data, [False, True, False])
+
+
+def test_reflected_operators_with_numpy_arrays_return_tensors():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = np.array([3.0, 4.0]) - x
+    assert isinstance(y, Tensor)
+    (y * y).sum().backward()
+    np.testing.assert_allclose(x.grad, -2 * (np.array([3.0, 4.0]) - [1.0, 2.0]))
