@@ -1,0 +1,99 @@
+"""python -m benchmarks [--only conv,pool] [--json FILE] [--threads 2] [--repeat 5]
+
+Runs the registered benchmarks (benchmarks/__init__.py) in one process and prints, for each row, the fastest
+call of ours, of the NumPy reference and of torch (when installed), with the ratios other / ours: above 1 means
+ours is faster. `--json FILE` also writes the rows, so that runs can be compared.
+
+Thread pools: every library gets the same thread count, set before any of them loads. The reference's
+matmul runs on OpenBLAS, the kernels on Numba's OpenMP layer, torch on its own OpenMP; each spin-waits after a
+parallel call, and a spinning pool steals the cores of whichever variant runs next (shared/specs/
+kernel-performance.md, lesson 4: 20-45% lost). So idle OpenMP threads sleep (OMP_WAIT_POLICY=passive) and
+OpenBLAS spins for the shortest time it allows (OPENBLAS_THREAD_TIMEOUT=4). Values already in the environment
+are kept.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from benchmarks import BENCHMARKS
+
+COLUMNS = [("ours_s", "ours ms"), ("reference_s", "reference ms"), ("torch_s", "torch ms"),
+           ("ratio_vs_torch", "vs torch"), ("ratio_vs_reference", "vs reference")]
+
+
+def configure_threads(threads: int):
+    """Give every thread pool `threads` threads and make idle pools sleep; returns torch, or None if absent.
+    Must run before NumPy, Numba or torch is imported: they read the environment once, when they load."""
+    assert "numpy" not in sys.modules, "configure_threads must run before NumPy is imported"
+    os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(max(threads, os.cpu_count() or 1)))
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    import numba
+
+    numba.set_num_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def format_table(rows: list[dict]) -> str:
+    def cell(key, value):
+        if value is None:
+            return "-"
+        return f"{value * 1e3:.2f}" if key.endswith("_s") else f"{value:.2f}x"
+
+    width = max(len(r["name"]) for r in rows)
+    lines = [f"{'benchmark':{width}s}" + "".join(f"{title:>14s}" for _, title in COLUMNS) + "  shape"]
+    for r in rows:
+        lines.append(f"{r['name']:{width}s}" + "".join(f"{cell(key, r[key]):>14s}" for key, _ in COLUMNS)
+                     + f"  {r['shape']}")
+    return "\n".join(lines)
+
+
+def write_json(rows: list[dict], path: Path) -> None:
+    """Write atomically: a reader never sees half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(rows, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--threads", type=int, default=2, help="threads for Numba, torch and OpenBLAS (default 2)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per variant; the fastest counts")
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown or not names:
+        parser.error(f"--only must name some of {list(BENCHMARKS)}, got {args.only!r}")
+    if args.threads < 1 or args.repeat < 1:
+        parser.error(f"--threads and --repeat must be >= 1, got {args.threads} and {args.repeat}")
+
+    torch = configure_threads(args.threads)
+    print(f"{args.threads} threads, fastest of {args.repeat} calls; torch: "
+          f"{torch.__version__ if torch is not None else 'not installed'}", flush=True)
+    rows = []
+    for name in names:
+        module = importlib.import_module(BENCHMARKS[name])
+        print(f"=== {name}: {module.DESCRIPTION}", flush=True)
+        new_rows = module.run(args.repeat, torch)
+        print(format_table(new_rows), flush=True)
+        rows += new_rows
+    if args.json is not None:
+        write_json(rows, args.json)
+        print(f"wrote {len(rows)} rows to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

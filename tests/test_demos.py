@@ -1,0 +1,36 @@
+"""The demo runner and the files every demo writes (the demos themselves run with --quick in CI)."""
+
+import json
+
+import matplotlib.pyplot as plt
+
+from demos import DEMOS
+from demos.__main__ import main
+from demos.report import Report
+
+
+def test_report_writes_the_results_schema_and_a_table_with_the_paper_beside_ours(tmp_path):
+    report = Report("example", tmp_path, quick=True, config={"epochs": 1})
+    report.metric("test_accuracy", 0.9871, paper=0.985)
+    report.metric("parameters", 1625866)
+    report.section("Verdict", "It works.")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    report.figure(fig, "curve.png", "A line.")
+    results = report.write()
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk == results
+    assert set(on_disk) == {"demo", "quick", "metrics", "paper", "config", "seconds"}
+    assert on_disk["metrics"] == {"test_accuracy": 0.9871, "parameters": 1625866.0}
+    assert on_disk["paper"] == {"test_accuracy": 0.985}
+    text = (tmp_path / "report.md").read_text()
+    assert "| test_accuracy | 0.9871 | 0.9850 |" in text and "![A line.](curve.png)" in text
+    assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_the_runner_lists_every_demo_and_refuses_unknown_names(capsys):
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in DEMOS)
+    assert main(["no_such_demo"]) == 2
+    assert "unknown demo" in capsys.readouterr().err
