@@ -9,4 +9,5 @@ This package imports nothing heavy, so that the runner can set thread counts bef
 BENCHMARKS = {
     "conv": "benchmarks.conv",
     "pool": "benchmarks.pool",
+    "training": "benchmarks.training",
 }

@@ -1,7 +1,7 @@
 """Which kernels the differentiable ops call: "numba" (the default) or "numpy" (the readable references).
 
 The choice comes from `set_backend` / `use_backend`, or else from the environment variable SCRATCHNET_BACKEND.
-Every backend provides the same functions with the same signatures (see `kernels/reference.py`), so an op asks
+Every backend provides the same functions with the same signatures (see `kernels/reference/`), so an op asks
 for a kernel by name and never knows which tier runs.
 """
 

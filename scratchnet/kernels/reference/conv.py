@@ -1,4 +1,4 @@
-"""Plain NumPy definitions of the kernels: the readable oracle that every fast tier is tested against.
+"""NumPy references for convolution and pooling (the oracle of kernels/conv.py and kernels/pool.py).
 
 A convolution is a matrix product once each output position's window is laid out as a column ("im2col"):
 with cols[n, (c, i, j), (oh, ow)] = x_padded[n, c, oh * stride + i, ow * stride + j] and the weights as a

@@ -1,0 +1,23 @@
+"""Plain NumPy definitions of the kernels: the readable oracle that every fast tier is tested against.
+
+One module per family, each with the same function names and signatures as its Numba twin in `kernels/`.
+The package also re-exports every reference function, so `reference.conv2d_forward` reads as the definition.
+"""
+
+from scratchnet.kernels.reference.conv import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    conv2d_forward,
+    fold,
+    max_pool2d_backward,
+    max_pool2d_forward,
+    output_size,
+    unfold,
+)
+
+__all__ = [
+    "avg_pool2d_backward", "avg_pool2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "conv2d_forward", "fold", "max_pool2d_backward", "max_pool2d_forward", "output_size", "unfold",
+]
