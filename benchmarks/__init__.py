@@ -8,6 +8,9 @@ This package imports nothing heavy, so that the runner can set thread counts bef
 
 BENCHMARKS = {
     "conv": "benchmarks.conv",
+    "linf_dist": "benchmarks.linf_dist",
+    "norms": "benchmarks.norms",
     "pool": "benchmarks.pool",
     "training": "benchmarks.training",
+    "attack": "benchmarks.attack",
 }

@@ -32,13 +32,20 @@ def _our_epoch(x, y, backend):
     return epoch
 
 
-def _torch_epoch(torch, x, y):
+def torch_mnist_cnn(torch):
+    """mnist_cnn(seed=0) rebuilt in torch with the same weights."""
     nn = torch.nn
     model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 14 * 14, 128), nn.ReLU(), nn.Linear(128, 10))
-    with torch.no_grad():  # the same starting point as ours
+    with torch.no_grad():
         for theirs, ours in zip(model.parameters(), mnist_cnn(seed=0).parameters(), strict=True):
             theirs.copy_(torch.from_numpy(ours.data))
+    return model
+
+
+def _torch_epoch(torch, x, y):
+    nn = torch.nn
+    model = torch_mnist_cnn(torch)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 

@@ -5,13 +5,16 @@
     sn.functional.conv2d(x, w, stride=1)         # differentiable ops (functional/)
     model = sn.nn.models.mnist_cnn()             # modules and models (nn/)
     sn.training.fit(model, loader, test, optimizer=sn.optim.SGD(model.parameters(), lr=0.1))
+    x_adv = sn.attacks.pgd(model, x, y, eps=0.3, steps=40)      # attacks (attacks.py)
+    sn.training.fit(model, loader, test, sn.objectives.TRADES(eps=0.3), optimizer)   # adversarial training
+    sn.norms.conv_linf_norm(w, stride, padding, input_size)      # exact operator norms (norms.py)
 """
 
-from scratchnet import backend, data, functional, nn, optim, training
+from scratchnet import attacks, backend, data, functional, nn, norms, objectives, optim, regularizers, training
 from scratchnet.checkpoint import load, save
 from scratchnet.tensor import Tensor, as_tensor, grad, is_grad_enabled, no_grad
 
 __all__ = [
-    "Tensor", "as_tensor", "backend", "data", "functional", "grad", "is_grad_enabled", "load", "nn", "no_grad", "optim",
-    "save", "training",
+    "Tensor", "as_tensor", "attacks", "backend", "data", "functional", "grad", "is_grad_enabled", "load", "nn",
+    "no_grad", "norms", "objectives", "optim", "regularizers", "save", "training",
 ]

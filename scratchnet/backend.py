@@ -10,8 +10,13 @@ import importlib
 import os
 
 BACKENDS = {
-    "numpy": ("scratchnet.kernels.reference",),
-    "numba": ("scratchnet.kernels.conv", "scratchnet.kernels.pool"),
+    "numpy": ("scratchnet.kernels.reference", "scratchnet.kernels.reference.linf_dist"),
+    "numba": (
+        "scratchnet.kernels.conv",
+        "scratchnet.kernels.pool",
+        "scratchnet.kernels.linf_dist",
+        "scratchnet.kernels.attack",
+    ),
 }
 
 _active: str | None = None

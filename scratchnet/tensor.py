@@ -40,8 +40,10 @@ def no_grad():
 
 
 def _to_array(data, dtype) -> np.ndarray:
-    """NumPy arrays keep their dtype; Python floats default to float32 (as in PyTorch), ints to int64."""
-    if isinstance(data, np.ndarray):
+    """NumPy arrays and scalars (what an op on 0-d arrays returns) keep their dtype; Python floats default to
+    float32 (as in PyTorch), ints to int64."""
+    if isinstance(data, np.ndarray | np.generic):
+        data = np.asarray(data)
         return data if dtype is None else data.astype(dtype, copy=False)
     array = np.asarray(data, dtype=dtype)
     if dtype is None and array.dtype == np.float64:

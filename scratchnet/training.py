@@ -3,7 +3,8 @@ and can checkpoint and resume.
 
 An objective is a function `objective(model, x, y, rng) -> (loss, logits)`: the loss to minimize on the batch and
 the logits whose accuracy the progress bar reports. The standard objective is cross-entropy; adversarial
-training plugs in an objective that first attacks the batch, without touching the loop.
+training plugs in an objective that first attacks the batch (`scratchnet.objectives`), without touching the loop.
+An objective with a `schedule(t)` method is told the fractional epoch t before every step, as the learning rate.
 
 Randomness inside a step comes from `rng = default_rng([seed, epoch, step])` and the batches from the loader's
 own per-epoch generator, so a run resumed from a checkpoint repeats exactly what an uninterrupted run would do.
@@ -137,6 +138,8 @@ def _train_epoch(model, train, objective, optimizer, schedule, callbacks, state,
     for i, (x, y) in enumerate(bar):
         if schedule is not None:
             optimizer.lr = schedule(epoch + i / batches)
+        if hasattr(objective, "schedule"):  # e.g. an adversarial objective's eps warm-up
+            objective.schedule(epoch + i / batches)
         loss, logits = objective(model, x, y, np.random.default_rng([seed, epoch, i]))
         if not math.isfinite(loss.item()):
             raise ValueError(f"the loss became {loss.item()} at epoch {epoch}, step {i}")

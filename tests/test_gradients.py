@@ -203,3 +203,15 @@ def test_losses(data, reduction):
     z_y = logits[np.arange(batch), y][:, None]
     if np.all(np.abs(1.0 - z_y + logits) > 0.05):  # away from the hinge's kink
         check_gradients(lambda z: F.multi_margin(z, y, 1.0, reduction), logits)
+
+
+@SETTINGS
+@given(data=st.data(), targeted=st.booleans())
+def test_attack_losses_margin_and_dlr(data, targeted):
+    """The attack losses away from their kinks: no near ties among the sorted logits that pick the terms."""
+    batch, classes = data.draw(st.integers(1, 4)), data.draw(st.integers(4, 6))
+    logits = data.draw(arrays((batch, classes), distinct=True))
+    y = np.asarray(data.draw(st.lists(st.integers(0, classes - 1), min_size=batch, max_size=batch)))
+    target = (y + 1) % classes if targeted else None
+    check_gradients(lambda z: F.losses.dlr(z, y, target=target, reduction="none"), logits)
+    check_gradients(lambda z: F.losses.margin(z, y, kappa=np.inf, reduction="sum"), logits)

@@ -113,3 +113,11 @@ def test_reflected_operators_with_numpy_arrays_return_tensors():
     assert isinstance(y, Tensor)
     (y * y).sum().backward()
     np.testing.assert_allclose(x.grad, -2 * (np.array([3.0, 4.0]) - [1.0, 2.0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scalar_results_keep_their_dtype(dtype):
+    """An op on 0-d tensors yields a NumPy scalar, which must not fall back to the float32 of Python floats."""
+    loss = sn.Tensor(np.array(2.0, dtype=dtype)).mean()
+    for result in (6.0 * loss, loss + 1.0, loss * loss, 1.0 - loss, loss / 3.0):
+        assert result.dtype == dtype

@@ -30,6 +30,7 @@ from scratchnet.functional.elementwise import (
     where,
 )
 from scratchnet.functional.linalg import linear, matmul
+from scratchnet.functional.linf_dist import linf_dist, lp_dist
 from scratchnet.functional.losses import cross_entropy, kl_div, mse, multi_margin
 from scratchnet.functional.normalization import batch_norm, dropout
 from scratchnet.functional.reductions import max, mean, min, sum
@@ -38,7 +39,8 @@ from scratchnet.functional.shape import concatenate, flatten, getitem, pad, resh
 __all__ = [
     "abs", "add", "avg_pool2d", "batch_norm", "clip", "concatenate", "conv2d", "cross_entropy", "div", "dropout",
     "eq", "exp", "flatten", "ge", "getitem", "global_avg_pool2d", "gt", "kl_div", "le", "linear", "log",
-    "log_softmax", "lt", "matmul", "max", "max_pool2d", "maximum", "mean", "min", "minimum", "mse", "mul",
+    "linf_dist", "log_softmax", "lp_dist", "lt", "matmul", "max", "max_pool2d", "maximum", "mean", "min", "minimum",
+    "mse", "mul",
     "multi_margin", "ne", "neg", "pad", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "sqrt",
     "stack", "sub", "sum", "tanh", "transpose", "where",
 ]

@@ -7,7 +7,7 @@ silently averaging it away would hide that.
 import numpy as np
 
 from scratchnet.functional.activations import log_softmax
-from scratchnet.functional.elementwise import operands
+from scratchnet.functional.elementwise import clip, operands
 from scratchnet.functional.reductions import mean, sum
 from scratchnet.tensor import FLOAT_DTYPES, Tensor, as_tensor
 
@@ -100,3 +100,66 @@ def multi_margin(logits: Tensor, y, margin: float = 1.0, reduction: str = "mean"
     others = np.ones(logits.shape, dtype=logits.dtype)
     others[rows, y] = 0
     return reduce(sum(hinge * as_tensor(others), axis=1) / logits.shape[1], reduction, "multi_margin")
+
+
+def margin(logits: Tensor, y, kappa: float = np.inf, reduction: str = "mean") -> Tensor:
+    """The Carlini-Wagner margin min(max_{j != y} z_j - z_y, kappa), which an attack maximizes: it is positive
+    exactly when the example is misclassified. The true class is excluded from the max with -inf, never by
+    multiplying by (1 - onehot), which picks the wrong class when the other logits are negative."""
+    _check_logits(logits, "margin")
+    y = _check_labels(y, logits, "margin")
+    rows = np.arange(len(y))
+    mask = np.zeros(logits.shape, dtype=logits.dtype)
+    mask[rows, y] = -np.inf
+    runner_up = (logits + as_tensor(mask)).max(axis=1)
+    gap = runner_up - logits[rows, y]
+    if np.isfinite(kappa):
+        gap = clip(gap, None, kappa)
+    return reduce(gap, reduction, "margin")
+
+
+def dlr(logits: Tensor, y, target=None, reduction: str = "mean") -> Tensor:
+    """The Difference of Logits Ratio of Croce & Hein (ICML 2020, section 3), which an attack maximizes.
+
+    Untargeted: -(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3), with z_pi the logits sorted in decreasing order;
+    targeted at t: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2). Shifting or scaling the logits leaves it
+    unchanged, so a saturated softmax cannot hide the gradient. Computed in float64 (the denominator of
+    near-tied logits loses precision in float32); needs 3 classes, 4 when targeted.
+    """
+    _check_logits(logits, "dlr")
+    y = _check_labels(y, logits, "dlr")
+    needed = 3 if target is None else 4
+    if logits.shape[1] < needed:
+        raise ValueError(f"dlr: needs at least {needed} classes, got logits of shape {logits.shape}")
+    rows, z = np.arange(len(y)), logits.data.astype(np.float64)
+    order = np.argsort(-z, axis=1, kind="stable")
+    if target is None:
+        others = z.copy()
+        others[rows, y] = -np.inf
+        rival = others.argmax(axis=1)
+        tail = [(order[:, 2], 1.0)]
+    else:
+        rival = _check_labels(target, logits, "dlr")
+        tail = [(order[:, 2], 0.5), (order[:, 3], 0.5)]
+    gap = z[rows, y] - z[rows, rival]
+    spread = z[rows, order[:, 0]] - _weighted_sum(z, rows, tail) + 1e-12
+    losses = -gap / spread
+
+    def vjp(g):
+        # d/dz of -gap / spread: -1/spread on z_y, +1/spread on the rival, +gap/spread^2 on d spread / dz
+        grad = np.zeros_like(z)
+        scale = g.astype(np.float64) / spread
+        np.add.at(grad, (rows, y), -scale)
+        np.add.at(grad, (rows, rival), scale)
+        ratio = scale * gap / spread
+        np.add.at(grad, (rows, order[:, 0]), ratio)
+        for column, weight in tail:
+            np.add.at(grad, (rows, column), -weight * ratio)
+        return grad.astype(logits.dtype)
+
+    return reduce(Tensor.from_op(losses.astype(logits.dtype), [(logits, vjp)], "dlr"), reduction, "dlr")
+
+
+def _weighted_sum(z: np.ndarray, rows: np.ndarray, columns) -> np.ndarray:
+    """sum over (column, weight) of weight * z[rows, column]."""
+    return np.sum([weight * z[rows, column] for column, weight in columns], axis=0)

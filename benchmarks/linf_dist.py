@@ -1,0 +1,98 @@
+"""l-inf-dist and lp-dist layers (Zhang et al. 2021, ICML, Sections 3-4): the Numba kernels against the NumPy
+reference and torch.cdist, with x [512, 1024] and w [1024, 1024] in float32 (the issue's shape).
+
+torch's forward+backward is cdist followed by autograd's backward with a random output gradient. Each row's
+name also gives our throughput in elements per second (B * m * n / time; one element = one |x_j - w_j| term)
+and its fraction of the machine's arithmetic peak. Peak assumption: cores x GHz x 8 float32 SIMD lanes (AVX2)
+x 2 vector operations per cycle per core, with the clock read from lscpu (3.2 GHz, the boost clock of this
+machine's EPYC, when lscpu does not report one). One l-inf element costs three vector operations (subtract,
+absolute value, max) and an lp element more, so a fraction of 1/3 would already be the ceiling for l-inf.
+The reference builds [B, m, n] arrays (2 GB each at this shape), so it runs on the first B_REFERENCE rows of x
+and its time is scaled by B / B_REFERENCE (it is linear in B).
+"""
+
+import os
+import re
+import subprocess
+
+import numpy as np
+
+from benchmarks.timing import best_times, row
+from scratchnet.kernels import linf_dist, reference
+
+DESCRIPTION = "l-inf-dist forward, forward+backward, and lp-dist (p = 8) forward+backward"
+
+B, N, M = 512, 1024, 1024
+B_REFERENCE = 32
+P = 8.0
+LANES, OPS_PER_CYCLE, DEFAULT_GHZ = 8, 2, 3.2
+
+
+def peak_ops_per_second() -> float:
+    """cores x GHz x SIMD lanes x vector operations per cycle (see the module docstring)."""
+    ghz = DEFAULT_GHZ
+    try:
+        found = re.search(r"CPU max MHz:\s*([\d.]+)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout)
+        if found:
+            ghz = float(found.group(1)) / 1000
+    except OSError:
+        pass
+    return (os.cpu_count() or 1) * ghz * 1e9 * LANES * OPS_PER_CYCLE
+
+
+def _in_sequence(*fns):
+    def run():
+        for fn in fns:
+            fn()
+
+    return run
+
+
+def _torch_variants(torch, x, w, gy):
+    xt, wt, gyt = (torch.from_numpy(a) for a in (x, w, gy))
+    xg, wg = xt.clone().requires_grad_(), wt.clone().requires_grad_()
+
+    def forward():
+        with torch.no_grad():
+            torch.cdist(xt, wt, p=float("inf"))
+
+    def forward_backward(p):
+        def run():
+            xg.grad = wg.grad = None
+            torch.cdist(xg, wg, p=p).backward(gyt)
+
+        return run
+
+    return {"forward": forward, "forward+backward": forward_backward(float("inf")),
+            "lp forward+backward": forward_backward(P)}
+
+
+def _variants(kernels, x, w, gy):
+    y, index = kernels.linf_dist_forward(x, w)
+    y_p = kernels.lp_dist_forward(x, w, P)
+    return {
+        "forward": lambda: kernels.linf_dist_forward(x, w),
+        "forward+backward": _in_sequence(lambda: kernels.linf_dist_forward(x, w),
+                                         lambda: kernels.linf_dist_backward(gy, x, w, index)),
+        "lp forward+backward": _in_sequence(lambda: kernels.lp_dist_forward(x, w, P),
+                                            lambda: kernels.lp_dist_backward(gy, x, w, y_p, P)),
+    }
+
+
+def run(repeat: int, torch=None) -> list[dict]:
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((B, N), dtype=np.float32), rng.standard_normal((M, N), dtype=np.float32)
+    gy = rng.standard_normal((B, M), dtype=np.float32)
+    ours = _variants(linf_dist, x, w, gy)
+    ref = _variants(reference, x[:B_REFERENCE], w, gy[:B_REFERENCE])
+    theirs = _torch_variants(torch, x, w, gy) if torch is not None else {}
+    peak, elements = peak_ops_per_second(), B * M * N
+    rows = []
+    for name in ours:
+        times = best_times({"ours": ours[name], "reference": ref[name], "torch": theirs.get(name)}, repeat)
+        times["reference"] *= B / B_REFERENCE
+        rate = elements / times["ours"]
+        label = name if name.startswith("lp") else f"linf {name}"
+        rows.append(row(f"{label} ({rate / 1e9:.1f} G elem/s, {rate / peak:.1%} of peak)",
+                        f"x[{B},{N}] w[{M},{N}] float32" + (f" p={P:g}" if name.startswith("lp") else ""), times))
+    return rows

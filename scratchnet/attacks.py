@@ -1,0 +1,342 @@
+"""White-box attacks and robust evaluation: FGSM / FGM, PGD (Madry et al. 2018), APGD (Croce & Hein 2020) and an
+AutoAttack-style `robust_accuracy`. The conventions and the pitfalls they avoid are in
+shared/specs/attacks-and-training.md.
+
+Every attack takes a model, a batch x in `bounds` with integer labels y, and a radius `eps` in the `norm` "inf"
+or "2", and returns x' with ||x' - x|| <= eps and x' in bounds. The model runs in eval mode (BatchNorm uses its
+running statistics, dropout is off) and is restored afterwards; an attack differentiates the loss with respect to
+the input only (`scratchnet.grad`), so parameters, their `.grad` and running statistics are never touched.
+The arithmetic of a step (move, project onto the ball, clip to the bounds) is one fused kernel
+(`kernels/attack.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import scratchnet.functional as F
+from scratchnet.backend import kernel
+from scratchnet.functional.losses import dlr, margin
+from scratchnet.tensor import Tensor, grad, no_grad
+
+NORMS = ("inf", "2")
+LOSSES = ("ce", "kl", "cw", "dlr")
+TRADES_START_STD = 0.001  # the "gaussian" random start of TRADES and MART: x + 0.001 N(0, I)
+
+
+# ---------------------------------------------------------------------------------------------- shared pieces
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Run a block with the model in eval mode, then restore its previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _check(x, y, eps, norm, bounds) -> tuple[np.ndarray, np.ndarray, float, float]:
+    x, y = (np.asarray(a.data if isinstance(a, Tensor) else a) for a in (x, y))
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must be 1-D integer labels, one per example of x {x.shape}, got {y.dtype} {y.shape}")
+    if not (isinstance(eps, int | float | np.floating) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    lo, hi = (float(b) for b in bounds)
+    if not lo < hi:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise ValueError(f"x must lie in bounds {bounds}, got values from {x.min()} to {x.max()}")
+    return x, y, lo, hi
+
+
+def _check_steps(steps, restarts) -> None:
+    for name, value in (("steps", steps), ("restarts", restarts)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def attack_loss(name: str, y: np.ndarray, clean_logits: np.ndarray | None = None, target=None):
+    """The per-example loss an attack maximizes, as a function of the logits: "ce" (cross-entropy; with a
+    target, minus the cross-entropy of the target), "kl" (KL(p(x) || p(x')) with p(x) from `clean_logits`, as
+    TRADES), "cw" (the Carlini-Wagner margin), "dlr" (Croce & Hein's logit ratio, targeted with `target`)."""
+    if name not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+    if name == "ce":
+        if target is None:
+            return lambda z: F.cross_entropy(z, y, reduction="none")
+        return lambda z: -F.cross_entropy(z, target, reduction="none")
+    if target is not None and name != "dlr":
+        raise ValueError(f"a targeted attack needs loss 'ce' or 'dlr', got {name!r}")
+    if name == "kl":
+        if clean_logits is None:
+            raise ValueError("the 'kl' loss needs the clean logits")
+        clean = Tensor(clean_logits)
+        return lambda z: F.kl_div(clean, z, reduction="none")
+    if name == "cw":
+        return lambda z: margin(z, y, reduction="none")
+    return lambda z: dlr(z, y, target=target, reduction="none")
+
+
+def loss_and_gradient(model, x_adv: np.ndarray, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(per-example loss, its gradient with respect to x_adv, logits) at x_adv; only the input is differentiated."""
+    x_t = Tensor(x_adv, requires_grad=True)
+    logits = model(x_t)
+    losses = loss(logits)
+    (g,) = grad(losses.sum(), [x_t])
+    return losses.data, g, logits.data
+
+
+def _clean_logits(model, x):
+    with no_grad():
+        return model(x).data
+
+
+def step(x_adv, g, x, step_size, eps, norm, lo, hi) -> np.ndarray:
+    """One steepest-ascent step of size `step_size` (a number or one per example), projected."""
+    name = "linf_step" if norm == "inf" else "l2_step"
+    return kernel(name)(x_adv, g, x, step_size, eps, lo, hi)
+
+
+def project(x_adv, x, eps, norm, lo, hi) -> np.ndarray:
+    """x_adv projected onto the eps-ball around x and clipped to the bounds."""
+    return kernel("linf_project" if norm == "inf" else "l2_project")(x_adv, x, eps, lo, hi)
+
+
+def initial_point(x, eps, norm, kind, lo, hi, rng) -> np.ndarray:
+    """The first iterate: x itself (kind False), uniform in the ball ("uniform", or True: the cube for l-inf, a
+    uniform radius times a Gaussian direction for l2, as torchattacks), or x + 0.001 N(0, I) ("gaussian", as
+    TRADES and MART), projected."""
+    if kind is False or eps == 0:
+        return x.copy()
+    if kind == "gaussian":
+        noise = TRADES_START_STD * rng.standard_normal(x.shape)
+    elif kind in (True, "uniform") and norm == "inf":
+        noise = rng.uniform(-eps, eps, x.shape)
+    elif kind in (True, "uniform"):
+        direction = rng.standard_normal(x.shape)
+        norms = np.sqrt(np.sum(direction.reshape(len(x), -1) ** 2, axis=1)) + 1e-12
+        radius = eps * rng.uniform(0, 1, len(x)) / norms
+        noise = direction * radius.reshape((-1,) + (1,) * (x.ndim - 1))
+    else:
+        raise ValueError(f"random_start must be True, False, 'uniform' or 'gaussian', got {kind!r}")
+    return project(x + noise.astype(x.dtype), x, eps, norm, lo, hi)
+
+
+# ------------------------------------------------------------------------------------------------ FGSM and PGD
+
+
+def pgd(model, x, y, eps: float, steps: int = 40, step_size: float | None = None, norm: str = "inf",
+        random_start: bool | str = True, restarts: int = 1, loss: str = "ce", bounds=(0.0, 1.0),
+        rng=None) -> np.ndarray:
+    """Projected gradient ascent on `loss` (Madry et al. 2018): from a random start in the ball, `steps` steps
+    of size `step_size` (default 2.5 eps / steps), each projected. Returns the last iterate.
+
+    With restarts, each restart runs only on the examples that are still classified correctly, and an example
+    keeps the first restart that fools the model, or else the restart with the highest loss: more restarts can
+    only make the result worse for the model.
+    """
+    x, y, lo, hi = _check(x, y, eps, norm, bounds)
+    _check_steps(steps, restarts)
+    step_size = 2.5 * eps / steps if step_size is None else step_size
+    if not step_size >= 0:
+        raise ValueError(f"step_size must be >= 0, got {step_size!r}")
+    rng = np.random.default_rng(rng)
+    with eval_mode(model):
+        clean = _clean_logits(model, x) if loss == "kl" else None
+        best, best_loss = x.copy(), np.full(len(x), -np.inf)
+        fooled = np.zeros(len(x), dtype=bool)
+        for _ in range(restarts):
+            todo = np.flatnonzero(~fooled)
+            if todo.size == 0:
+                break
+            x0, y0 = x[todo], y[todo]
+            objective = attack_loss(loss, y0, None if clean is None else clean[todo])
+            x_adv = initial_point(x0, eps, norm, random_start, lo, hi, rng)
+            for _ in range(steps):
+                _, g, _ = loss_and_gradient(model, x_adv, objective)
+                x_adv = step(x_adv, g, x0, step_size, eps, norm, lo, hi)
+            if restarts == 1:
+                return x_adv
+            with no_grad():
+                logits = model(x_adv)
+                losses = objective(logits).data
+            wrong = logits.data.argmax(axis=1) != y0
+            better = wrong | (losses > best_loss[todo])
+            best[todo[better]], best_loss[todo[better]] = x_adv[better], losses[better]
+            fooled[todo[wrong]] = True
+    return best
+
+
+def fgsm(model, x, y, eps: float, loss: str = "ce", bounds=(0.0, 1.0)) -> np.ndarray:
+    """The fast gradient sign method (Goodfellow et al. 2015): x + eps sign(grad), clipped to the bounds."""
+    return pgd(model, x, y, eps, steps=1, step_size=eps, norm="inf", random_start=False, loss=loss, bounds=bounds)
+
+
+def fgm(model, x, y, eps: float, loss: str = "ce", bounds=(0.0, 1.0)) -> np.ndarray:
+    """The fast gradient method in l2: x + eps grad / ||grad||_2, clipped to the bounds."""
+    return pgd(model, x, y, eps, steps=1, step_size=eps, norm="2", random_start=False, loss=loss, bounds=bounds)
+
+
+# ------------------------------------------------------------------------------------------------------ APGD
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """The iterations after which APGD may halve its step (Croce & Hein 2020, section 3.2): the first after
+    22% of the budget, then intervals shrinking by 3% of it down to a floor of 6%."""
+    interval, shrink, floor = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    checkpoints, at = [], interval
+    while at <= steps:
+        checkpoints.append(at)
+        interval = max(interval - shrink, floor)
+        at += interval
+    return checkpoints
+
+
+def _apgd_run(model, x, y, eps, steps, norm, objective, lo, hi, rng, rho, trace):
+    """One APGD run. Returns the best point of each example: an iterate that fools the model if there was one,
+    else the iterate of highest loss. Appends (best loss, step size) after every iteration to `trace`."""
+    direction = np.sign(rng.uniform(-1, 1, x.shape)) if norm == "inf" else rng.standard_normal(x.shape)
+    flat = np.abs(direction).reshape(len(x), -1)
+    length = flat.max(axis=1) if norm == "inf" else np.sqrt(np.sum(flat ** 2, axis=1))
+    unit = direction / np.maximum(length, 1e-12).reshape((-1,) + (1,) * (x.ndim - 1))
+    x_adv = project(x + (eps * unit).astype(x.dtype), x, eps, norm, lo, hi)
+
+    loss, g, logits = loss_and_gradient(model, x_adv, objective)
+    eta = np.full(len(x), 2.0 * eps)
+    x_best, g_best, loss_best = x_adv.copy(), g.copy(), loss.copy()
+    out = x_best.copy()
+    fooled = logits.argmax(axis=1) != y
+    x_prev, loss_now = x_adv, loss
+    checkpoints = set(apgd_checkpoints(steps))
+    previous_check, increases = 0, np.zeros(len(x), dtype=int)
+    halved_last, loss_best_last = np.zeros(len(x), dtype=bool), loss_best.copy()
+    for k in range(steps):
+        z = step(x_adv, g, x, eta, eps, norm, lo, hi)
+        a = 1.0 if k == 0 else 0.75
+        x_next = project(x_adv + a * (z - x_adv) + (1 - a) * (x_adv - x_prev), x, eps, norm, lo, hi)
+        x_prev, x_adv = x_adv, x_next
+        loss, g, logits = loss_and_gradient(model, x_adv, objective)
+
+        wrong = logits.argmax(axis=1) != y
+        out[wrong & ~fooled] = x_adv[wrong & ~fooled]
+        fooled |= wrong
+        increases += loss > loss_now
+        loss_now = loss
+        improved = loss > loss_best
+        x_best[improved], g_best[improved], loss_best[improved] = x_adv[improved], g[improved], loss[improved]
+
+        if k + 1 in checkpoints:
+            oscillating = increases <= rho * (k + 1 - previous_check)
+            stalled = ~halved_last & (loss_best_last >= loss_best) if previous_check > 0 else False
+            halve = oscillating | stalled
+            eta[halve] /= 2
+            x_adv[halve], g[halve] = x_best[halve], g_best[halve]
+            halved_last, loss_best_last = halve, loss_best.copy()
+            previous_check, increases = k + 1, np.zeros(len(x), dtype=int)
+        if trace is not None:
+            trace.append((loss_best.copy(), eta.copy()))
+    out[~fooled] = x_best[~fooled]
+    return out
+
+
+def apgd(model, x, y, eps: float, steps: int = 100, norm: str = "inf", loss: str = "ce", targeted: bool = False,
+         n_targets: int = 9, restarts: int = 1, rho: float = 0.75, bounds=(0.0, 1.0), rng=None,
+         trace: list | None = None) -> np.ndarray:
+    """Auto-PGD (Croce & Hein, ICML 2020): PGD with momentum whose per-example step size starts at 2 eps and is
+    halved at checkpoints when the loss stops rising, restarting from the best point.
+
+    Untargeted with loss "ce" or "dlr"; `targeted=True` runs the targeted DLR (or CE) against each of the
+    `n_targets` classes with the highest clean logits after the true one, as APGD-T. Every run after the first
+    attacks only the examples still classified correctly. `trace`, if a list, receives (best loss, step size)
+    per iteration of each run.
+    """
+    x, y, lo, hi = _check(x, y, eps, norm, bounds)
+    _check_steps(steps, restarts)
+    if loss not in ("ce", "dlr"):
+        raise ValueError(f"APGD's loss must be 'ce' or 'dlr', got {loss!r}")
+    rng = np.random.default_rng(rng)
+    result = x.copy()
+    with eval_mode(model):
+        clean = _clean_logits(model, x)
+        classes = clean.shape[1]
+        if loss == "dlr" and classes < (4 if targeted else 3):
+            raise ValueError(f"the {'targeted ' if targeted else ''}DLR loss needs more classes, got {classes}")
+        ranks = range(2, 2 + min(n_targets, classes - 1)) if targeted else [None]
+        for rank in ranks:
+            for _ in range(restarts):
+                todo = np.flatnonzero(_clean_logits(model, result).argmax(axis=1) == y)
+                if todo.size == 0:
+                    return result
+                target = None if rank is None else np.argsort(-clean[todo], axis=1, kind="stable")[:, rank - 1]
+                objective = attack_loss(loss, y[todo], target=target)
+                result[todo] = _apgd_run(model, x[todo], y[todo], eps, steps, norm, objective, lo, hi, rng, rho,
+                                         trace)
+    return result
+
+
+# --------------------------------------------------------------------------------------------- robust accuracy
+
+
+def robust_accuracy(model, x, y, attacks: dict, eps, batch_size: int = 500, cascade: bool = True,
+                    norm: str = "inf", bounds=(0.0, 1.0), progress: bool = True) -> dict:
+    """Accuracy under each attack and under the worst case of all of them, for one eps or a list.
+
+    `attacks` maps a name to `attack(model, x, y, eps) -> x'` (e.g. `functools.partial(pgd, steps=40)`).
+    With `cascade` (AutoAttack's protocol) each attack runs only on the points that survived the previous ones,
+    and an attack's entry is the accuracy left after it; otherwise every attack runs on every correctly
+    classified point and its entry is its own accuracy. Either way "worst_case" counts the points that no
+    attack fooled. Each attack's output is checked to lie in the eps-ball and the bounds.
+
+    Returns {"eps": [...], "clean": accuracy, "attacks": {name: [accuracy per eps]}, "worst_case": [...]}.
+    """
+    x, y, lo, hi = _check(x, y, 0.0, norm, bounds)
+    epsilons = [float(e) for e in np.atleast_1d(eps)]
+    if not attacks:
+        raise ValueError("attacks must name at least one attack")
+    correct = _predictions(model, x, batch_size) == y
+    result = {"eps": epsilons, "clean": float(correct.mean()), "attacks": {name: [] for name in attacks},
+              "worst_case": []}
+    bar = tqdm(total=len(epsilons) * len(attacks), desc="robust accuracy", disable=not progress, leave=False)
+    for e in epsilons:
+        survivors = correct.copy()
+        for name, attack in attacks.items():
+            alive = survivors.copy() if cascade else correct.copy()
+            for start in range(0, len(x), batch_size):
+                index = start + np.flatnonzero(alive[start:start + batch_size])
+                if index.size:
+                    x_adv = attack(model, x[index], y[index], e)
+                    _check_inside(x_adv, x[index], e, norm, lo, hi, name)
+                    alive[index] = _predictions(model, x_adv, batch_size) == y[index]
+            survivors &= alive
+            result["attacks"][name].append(float(alive.mean()))
+            bar.update()
+            bar.set_postfix(eps=e, attack=name, accuracy=f"{alive.mean():.4f}")
+        result["worst_case"].append(float(survivors.mean()))
+    bar.close()
+    return result
+
+
+def _predictions(model, x, batch_size):
+    with eval_mode(model):
+        return np.concatenate([_clean_logits(model, x[i:i + batch_size]).argmax(axis=1)
+                               for i in range(0, len(x), batch_size)])
+
+
+def _check_inside(x_adv, x, eps, norm, lo, hi, name):
+    """Refuse an attack whose output leaves the threat model: that would fake a success."""
+    delta = (x_adv - x).reshape(len(x), -1).astype(np.float64)
+    size = np.abs(delta).max(axis=1) if norm == "inf" else np.sqrt(np.sum(delta ** 2, axis=1))
+    slack = 1e-6 * max(eps, 1.0)
+    if x_adv.shape != x.shape or np.any(size > eps + slack) or x_adv.min() < lo - slack or x_adv.max() > hi + slack:
+        raise RuntimeError(f"attack {name!r} returned points outside the eps = {eps} {norm}-ball or the bounds")

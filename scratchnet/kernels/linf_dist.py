@@ -1,0 +1,272 @@
+"""Numba CPU kernels for the l-inf-dist and lp-dist neurons: y[b, i] = ||x[b] - w[i]|| for x [B, n], w [m, n].
+
+Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML):
+the neuron (Section 3), its lp relaxation for training (Section 4) and its interval bounds (Section 5). The
+NumPy twins in `kernels/reference/linf_dist.py` define what each function computes; this file is about speed
+(shared/specs/kernel-performance.md):
+
+- The l-inf forward is a matrix product with max(|x - w|) in place of the multiply-add. A register block of
+  2 rows of x by 4 rows of w keeps eight running maxima over one contiguous loop along n, and a tile of w sized
+  for L2 is reused by every row of x before the next tile is read.
+- LLVM does not vectorize a floating-point max reduction, but for values >= 0 the order of the float equals
+  the order of its bit pattern read as an integer, and integer max reductions vectorize. So |x - w| is
+  reduced as int32 (float32) or int64 (float64) bits, and y is those bits read back as floats.
+- The argmax is found without slowing that loop: it runs chunk by chunk along n, remembers which chunk first
+  reached the running max, and afterwards rescans only that chunk for the first coordinate holding the max.
+- The sign of x - w at the argmax is not stored: the backward reads it back from x and w (two loads an output).
+  The backward is sparse: one scatter per output, parallel over rows of x for gx and over rows of w for gw, so
+  no two threads ever write the same row and there is no [B, m, n] intermediate.
+- lp: every term is scaled by the l-inf distance M = max_j |d_j| (the forward above), so (|d_j| / M)^p <= 1 and
+  the sum cannot overflow; the gradient's base |d_j| / y is <= 1 as well. An integer power below 2^POWER_BITS is
+  a straight-line chain of squarings that vectorizes; any other p calls libm's pow. The sums are reassociated
+  (FASTMATH) so that they vectorize: results match the reference up to rounding; inf and NaN still propagate.
+"""
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+# The register block: RB rows of x against RJ rows of w, eight accumulators (lesson 2 of the spec).
+RB, RJ = 2, 4
+# The argmax is tracked per chunk of CHUNK coordinates; a tile of w of about W_BYTES stays in L2.
+CHUNK = 64
+W_BYTES = 256 * 1024
+# Integer exponents below 2**POWER_BITS (p up to 2047) use the multiplication chain.
+POWER_BITS = 11
+FASTMATH = {"reassoc", "contract"}
+
+
+@intrinsic
+def _bits(typingctx, value):
+    """The bit pattern of a float32 (float64) as an int32 (int64); for values >= 0 it orders as the float does."""
+    integer = types.int32 if value == types.float32 else types.int64
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(integer))
+
+    return integer(value), codegen
+
+
+def _check(x, w):
+    x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    assert x.ndim == 2 and w.ndim == 2 and x.shape[1] == w.shape[1] >= 1, (x.shape, w.shape)
+    assert x.dtype == w.dtype and x.dtype in (np.float32, np.float64), (x.dtype, w.dtype)
+    return x, w
+
+
+def _int_view(y):
+    return y.view(np.int32 if y.dtype == np.float32 else np.int64)
+
+
+# ---------------------------------------------------------------------------------------------------- l-inf
+
+
+@njit(cache=True, inline="always")
+def _block_max(x0, x1, w0, w1, w2, w3, n):
+    """The 2 x 4 block of max_{j < n} |x_r[j] - w_c[j]| as integer bits: eight vectorized reductions. The loop
+    index is a bare range variable over views (lesson 3: an offset index keeps wrap-around checks and gathers)."""
+    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = _bits(x0.dtype.type(0))
+    for j in range(n):
+        u0, u1 = x0[j], x1[j]
+        v0, v1, v2, v3 = w0[j], w1[j], w2[j], w3[j]
+        a00 = max(a00, _bits(np.abs(u0 - v0)))
+        a01 = max(a01, _bits(np.abs(u0 - v1)))
+        a02 = max(a02, _bits(np.abs(u0 - v2)))
+        a03 = max(a03, _bits(np.abs(u0 - v3)))
+        a10 = max(a10, _bits(np.abs(u1 - v0)))
+        a11 = max(a11, _bits(np.abs(u1 - v1)))
+        a12 = max(a12, _bits(np.abs(u1 - v2)))
+        a13 = max(a13, _bits(np.abs(u1 - v3)))
+    return (a00, a01, a02, a03, a10, a11, a12, a13)
+
+
+@njit(cache=True, inline="always")
+def _first_at(x_row, w_row, target, n):
+    """The first j < n with bits(|x_j - w_j|) == target: a min reduction over j, which vectorizes (a loop that
+    breaks at the first hit does not)."""
+    first = n
+    for j in range(n):
+        first = min(first, j if _bits(np.abs(x_row[j] - w_row[j])) == target else n)
+    return first
+
+
+@njit(parallel=True, cache=True)
+def _linf_forward(x, w, chunk, tile, y_bits, index):
+    batch, n = x.shape
+    m = w.shape[0]
+    for t0 in range(0, m, tile):
+        for bb in prange((batch + RB - 1) // RB):
+            # a block past the edge repeats the last row: the same value is written twice, by the same thread
+            rows = (bb * RB, min(bb * RB + 1, batch - 1))
+            best = np.empty(RB * RJ, y_bits.dtype)
+            start = np.empty(RB * RJ, np.int64)
+            for i0 in range(t0, min(t0 + tile, m), RJ):
+                cols = (i0, min(i0 + 1, m - 1), min(i0 + 2, m - 1), min(i0 + 3, m - 1))
+                best[:] = -1
+                for lo in range(0, n, chunk):
+                    hi = min(lo + chunk, n)
+                    block = _block_max(x[rows[0], lo:hi], x[rows[1], lo:hi], w[cols[0], lo:hi], w[cols[1], lo:hi],
+                                       w[cols[2], lo:hi], w[cols[3], lo:hi], hi - lo)
+                    for r in range(RB * RJ):
+                        if block[r] > best[r]:  # strict: the first chunk that reaches the max keeps it
+                            best[r], start[r] = block[r], lo
+                for r in range(RB * RJ):
+                    b, i, lo = rows[r // RJ], cols[r % RJ], start[r]
+                    hi = min(lo + chunk, n)
+                    y_bits[b, i] = best[r]
+                    index[b, i] = lo + _first_at(x[b, lo:hi], w[i, lo:hi], best[r], hi - lo)
+
+
+def linf_dist_forward(x, w):
+    """y[b, i] = max_j |x[b, j] - w[i, j]| and index[b, i] = the first j where the max is reached (int64)."""
+    x, w = _check(x, w)
+    y = np.empty((x.shape[0], w.shape[0]), x.dtype)
+    index = np.empty(y.shape, np.int64)
+    tile = max(RJ, W_BYTES // (w.shape[1] * w.itemsize) // RJ * RJ)
+    _linf_forward(x, w, CHUNK, tile, _int_view(y), index)
+    return y, index
+
+
+@njit(parallel=True, cache=True)
+def _scatter_x(gy, x, w, index, gx):
+    for b in prange(gy.shape[0]):
+        for i in range(gy.shape[1]):
+            j = index[b, i]
+            gx[b, j] += gy[b, i] * np.sign(x[b, j] - w[i, j])
+
+
+@njit(parallel=True, cache=True)
+def _scatter_w(gy, x, w, index, gw):
+    for i in prange(gy.shape[1]):
+        for b in range(gy.shape[0]):
+            j = index[b, i]
+            gw[i, j] -= gy[b, i] * np.sign(x[b, j] - w[i, j])
+
+
+def linf_dist_backward(gy, x, w, index):
+    """gx[b, j*] += gy[b, i] s and gw[i, j*] -= gy[b, i] s for j* = index[b, i], s = sign(x[b, j*] - w[i, j*])."""
+    x, w = _check(x, w)
+    gy, index = np.ascontiguousarray(gy, x.dtype), np.ascontiguousarray(index, np.int64)
+    assert gy.shape == index.shape == (x.shape[0], w.shape[0]), (gy.shape, index.shape, x.shape, w.shape)
+    assert index.size == 0 or (index.min() >= 0 and index.max() < x.shape[1]), "index out of range"
+    gx, gw = np.zeros_like(x), np.zeros_like(w)
+    _scatter_x(gy, x, w, index, gx)
+    _scatter_w(gy, x, w, index, gw)
+    return gx, gw
+
+
+# ---------------------------------------------------------------------------------------------------- lp
+
+
+@njit(cache=True, inline="always")
+def _power(t, p, k, one):
+    """t^p for 0 <= t <= 1 (`one` is 1 in t's dtype). For an integer exponent k >= 0 (k = -1 otherwise), binary
+    exponentiation unrolled over POWER_BITS bits: branch-free multiplies that vectorize; t^(2^bit) only underflows
+    towards 0."""
+    if k < 0:
+        return t**p
+    r = one
+    for bit in range(POWER_BITS):
+        if (k >> bit) & 1:
+            r *= t
+        t *= t
+    return r
+
+
+def _exponent(p):
+    """p as the integer that `_power` expects, or -1 when p is not an integer below 2**POWER_BITS."""
+    return int(p) if float(p).is_integer() and p < 2**POWER_BITS else -1
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _lp_forward(x, w, p, k, y):
+    """On entry y holds the row max M; on exit M (sum_j (|d_j| / M)^p)^(1/p)."""
+    one = x.dtype.type(1)
+    for b in prange(x.shape[0]):
+        for i in range(w.shape[0]):
+            top = y[b, i]
+            if top > 0:
+                scale = one / top
+                total = top - top
+                for j in range(x.shape[1]):
+                    total += _power(np.abs(x[b, j] - w[i, j]) * scale, p, k, one)
+                y[b, i] = top * total ** (one / p)
+
+
+def lp_dist_forward(x, w, p):
+    """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max)."""
+    x, w = _check(x, w)
+    assert p >= 1, p
+    y, _ = linf_dist_forward(x, w)
+    _lp_forward(x, w, x.dtype.type(p), _exponent(p), y)
+    return y
+
+
+@njit(cache=True, inline="always")
+def _lp_gradient(d, g, inverse, q, k, one):
+    """g sign(d) (|d| / y)^(p - 1), given inverse = 1 / y and q = p - 1 (k: q as an integer, see `_power`)."""
+    return g * np.sign(d) * _power(np.abs(d) * inverse, q, k, one)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _lp_backward_x(gy, x, w, y, q, k, gx):
+    one = x.dtype.type(1)
+    for b in prange(x.shape[0]):
+        for i in range(w.shape[0]):
+            if y[b, i] > 0:
+                inverse = one / y[b, i]
+                for j in range(x.shape[1]):
+                    gx[b, j] += _lp_gradient(x[b, j] - w[i, j], gy[b, i], inverse, q, k, one)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _lp_backward_w(gy, x, w, y, q, k, gw):
+    one = x.dtype.type(1)
+    for i in prange(w.shape[0]):
+        for b in range(x.shape[0]):
+            if y[b, i] > 0:
+                inverse = one / y[b, i]
+                for j in range(x.shape[1]):
+                    gw[i, j] -= _lp_gradient(x[b, j] - w[i, j], gy[b, i], inverse, q, k, one)
+
+
+def lp_dist_backward(gy, x, w, y, p):
+    """gx[b, j] = sum_i gy[b, i] sign(d) (|d| / y[b, i])^(p - 1) with d = x[b, j] - w[i, j]; gw likewise with
+    the opposite sign, summed over b. An output y = 0 (x[b] = w[i]) passes no gradient."""
+    x, w = _check(x, w)
+    assert p >= 1, p
+    gy, y = np.ascontiguousarray(gy, x.dtype), np.ascontiguousarray(y, x.dtype)
+    assert gy.shape == y.shape == (x.shape[0], w.shape[0]), (gy.shape, y.shape, x.shape, w.shape)
+    gx, gw = np.zeros_like(x), np.zeros_like(w)
+    q = x.dtype.type(p - 1)
+    _lp_backward_x(gy, x, w, y, q, _exponent(p - 1), gx)
+    _lp_backward_w(gy, x, w, y, q, _exponent(p - 1), gw)
+    return gx, gw
+
+
+# ---------------------------------------------------------------------------------------------------- bounds
+
+
+@njit(parallel=True, cache=True)
+def _interval_bounds(lower, upper, w, low_bits, high_bits):
+    zero = _bits(lower.dtype.type(0))
+    for b in prange(lower.shape[0]):
+        for i in range(w.shape[0]):
+            low = high = zero
+            for j in range(w.shape[1]):
+                below, above = lower[b, j] - w[i, j], upper[b, j] - w[i, j]
+                low = max(low, _bits(max(below, -above, lower.dtype.type(0))))
+                high = max(high, _bits(max(np.abs(below), np.abs(above))))
+            low_bits[b, i], high_bits[b, i] = low, high
+
+
+def interval_bounds(lower, upper, w):
+    """The exact range [y_lower, y_upper] of ||x - w_i||_inf over the box lower[b] <= x <= upper[b]:
+    y_upper = max_j max(|lower_j - w_j|, |upper_j - w_j|), y_lower = max_j max(0, lower_j - w_j, w_j - upper_j)."""
+    lower, w = _check(lower, w)
+    upper, _ = _check(upper, w)
+    assert lower.shape == upper.shape, (lower.shape, upper.shape)
+    y_lower = np.empty((lower.shape[0], w.shape[0]), lower.dtype)
+    y_upper = np.empty_like(y_lower)
+    _interval_bounds(lower, upper, w, _int_view(y_lower), _int_view(y_upper))
+    return y_lower, y_upper

@@ -1,0 +1,126 @@
+"""The l-inf-dist kernels (Zhang et al. 2021): the Numba kernels against the NumPy reference over Hypothesis-drawn
+shapes (across the argmax chunk and the register block), dtypes and layouts, with many ties (the first maximal
+coordinate must win); the interval bounds as the exact range over the box; lp with huge p and huge values."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchnet.kernels import linf_dist, reference
+from tests.gradcheck import layouts
+
+# lp: float32 powers amplify a rounding of the base by up to p, the sums are reassociated
+LP_TOLERANCE = {np.float32: 2e-4, np.float64: 1e-10}
+POWERS = [1.0, 2.0, 2.5, 8.0, 37.3, 1000.0, 4096.0]
+
+
+@st.composite
+def problems(draw, max_n=150):
+    """(x, w, gy): x [B, n], w [m, n] in one dtype and drawn layouts. Values are small integers (many ties)
+    or continuous."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    batch, m, n = draw(st.integers(1, 5)), draw(st.integers(1, 9)), draw(st.integers(1, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        x, w = rng.integers(-3, 4, (batch, n)), rng.integers(-3, 4, (m, n))
+    else:
+        x, w = rng.standard_normal((batch, n)), rng.standard_normal((m, n))
+    gy = rng.standard_normal((batch, m))
+    return tuple(draw(layouts(a.astype(dtype))) for a in (x, w, gy))
+
+
+@settings(deadline=None, max_examples=60)
+@given(problem=problems())
+def test_linf_forward_and_backward_match_the_reference(problem):
+    x, w, gy = problem
+    y, index = linf_dist.linf_dist_forward(x, w)
+    want_y, want_index = reference.linf_dist_forward(x, w)
+    assert y.dtype == x.dtype and index.dtype == np.int64 and y.flags.c_contiguous
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(index, want_index)
+    gx, gw = linf_dist.linf_dist_backward(gy, x, w, index)
+    want_gx, want_gw = reference.linf_dist_backward(gy, x, w, want_index)
+    assert gx.dtype == gw.dtype == x.dtype
+    np.testing.assert_allclose(gx, want_gx, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gw, want_gw, rtol=1e-6, atol=1e-6)
+
+
+def test_reference_is_the_definition():
+    """The reference against plain loops, with ties: y is the max, index the first coordinate reaching it."""
+    rng = np.random.default_rng(1)
+    x, w = rng.integers(-2, 3, (4, 6)).astype(float), rng.integers(-2, 3, (5, 6)).astype(float)
+    y, index = reference.linf_dist_forward(x, w)
+    for b, i in np.ndindex(4, 5):
+        a = [abs(x[b, j] - w[i, j]) for j in range(6)]
+        assert y[b, i] == max(a) and index[b, i] == a.index(max(a))
+
+
+@settings(deadline=None, max_examples=40)
+@given(problem=problems(max_n=80), p=st.sampled_from(POWERS))
+def test_lp_forward_and_backward_match_the_reference(problem, p):
+    x, w, gy = problem
+    tolerance = LP_TOLERANCE[x.dtype.type]
+    y = linf_dist.lp_dist_forward(x, w, p)
+    want_y = reference.lp_dist_forward(x, w, p)
+    assert y.dtype == x.dtype
+    np.testing.assert_allclose(y, want_y, rtol=tolerance, atol=0)
+    gx, gw = linf_dist.lp_dist_backward(gy, x, w, want_y, p)
+    want_gx, want_gw = reference.lp_dist_backward(gy, x, w, want_y, p)
+    scale = np.abs(gy).sum() + 1  # the gradients are sums of terms of size |gy|
+    np.testing.assert_allclose(gx, want_gx, rtol=tolerance, atol=tolerance * scale)
+    np.testing.assert_allclose(gw, want_gw, rtol=tolerance, atol=tolerance * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [1.0, 2.0, 8.0, 1000.0, 1e6])
+def test_lp_is_finite_for_huge_p_and_values(dtype, p):
+    """Terms |d|^p overflow without the max-normalization; here |d| ~ 1e30 and p up to 1e6."""
+    rng = np.random.default_rng(0)
+    big = np.finfo(dtype).max ** 0.8
+    x, w = (rng.uniform(-1, 1, (3, 40)) * big).astype(dtype), (rng.uniform(-1, 1, (4, 40)) * big).astype(dtype)
+    y = linf_dist.lp_dist_forward(x, w, p)
+    linf, _ = linf_dist.linf_dist_forward(x, w)
+    assert np.all(np.isfinite(y))
+    # ||d||_inf <= ||d||_p <= n^(1/p) ||d||_inf
+    rounding = 1 + 1e-5
+    assert np.all(y >= linf / rounding) and np.all(y <= linf * 40 ** (1 / p) * rounding)
+    gx, gw = linf_dist.lp_dist_backward(np.ones_like(y), x, w, y, p)
+    assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gw))
+    # each output's gradient has l_q norm 1 (q the dual of p), so its entries are at most 1
+    assert np.abs(gx).max() <= 4 * rounding and np.abs(gw).max() <= 3 * rounding
+
+
+@pytest.mark.parametrize("p", [1.0, 2.5, 8.0])
+def test_lp_of_equal_vectors_is_zero_with_zero_gradient(p):
+    x = np.arange(6.0).reshape(2, 3)
+    y = linf_dist.lp_dist_forward(x, x, p)
+    np.testing.assert_array_equal(np.diag(y), 0)
+    gx, gw = linf_dist.lp_dist_backward(np.eye(2), x, x, y, p)
+    np.testing.assert_array_equal(gx, 0)
+    np.testing.assert_array_equal(gw, 0)
+
+
+@settings(deadline=None, max_examples=40)
+@given(problem=problems(max_n=100), seed=st.integers(0, 2**32 - 1))
+def test_interval_bounds_are_the_exact_range_over_the_box(problem, seed):
+    x, w, _ = problem
+    rng = np.random.default_rng(seed)
+    lower = (x - rng.uniform(0, 1, x.shape)).astype(x.dtype)
+    upper = (x + rng.uniform(0, 1, x.shape)).astype(x.dtype)
+    y_lower, y_upper = linf_dist.interval_bounds(lower, upper, w)
+    want_lower, want_upper = reference.interval_bounds(lower, upper, w)
+    assert y_lower.dtype == y_upper.dtype == x.dtype
+    np.testing.assert_array_equal(y_lower, want_lower)
+    np.testing.assert_array_equal(y_upper, want_upper)
+    # every point of the box lies inside the bounds
+    for _ in range(5):
+        inside = lower + (upper - lower) * rng.uniform(0, 1, x.shape).astype(x.dtype)
+        y, _ = linf_dist.linf_dist_forward(np.clip(inside, lower, upper), w)
+        assert np.all(y_lower <= y) and np.all(y <= y_upper)
+    # and both bounds are reached: the lower at w projected onto the box, the upper at w's farthest corner
+    for i in range(w.shape[0]):
+        nearest = np.clip(w[i], lower, upper)
+        farthest = np.where(np.abs(lower - w[i]) > np.abs(upper - w[i]), lower, upper)
+        np.testing.assert_array_equal(linf_dist.linf_dist_forward(nearest, w[i : i + 1])[0][:, 0], y_lower[:, i])
+        np.testing.assert_array_equal(linf_dist.linf_dist_forward(farthest, w[i : i + 1])[0][:, 0], y_upper[:, i])
