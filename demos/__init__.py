@@ -3,4 +3,5 @@
 # name -> module; each module defines DESCRIPTION, add_arguments(parser) and run(args, report)
 DEMOS = {
     "mnist_cnn": "demos.mnist_cnn",
+    "adversarial_training": "demos.adversarial_training",
 }

@@ -95,3 +95,14 @@ def training_curves(history: list[dict], title: str):
         ax.legend()
     fig.suptitle(title)
     return fig
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; numbers are formatted like the metrics table."""
+    def cell(value):
+        return _fmt(value) if isinstance(value, float) else str(value)
+
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

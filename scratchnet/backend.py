@@ -16,6 +16,7 @@ BACKENDS = {
         "scratchnet.kernels.pool",
         "scratchnet.kernels.linf_dist",
         "scratchnet.kernels.attack",
+        "scratchnet.kernels.activation",
     ),
 }
 

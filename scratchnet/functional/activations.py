@@ -2,13 +2,14 @@
 
 import numpy as np
 
+from scratchnet.backend import kernel
 from scratchnet.tensor import Tensor
 
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0), with the subgradient 0 at x = 0 (as in PyTorch)."""
-    positive = x.data > 0
-    return Tensor.from_op(np.where(positive, x.data, 0), [(x, lambda g: g * positive)], "relu")
+    out = kernel("relu_forward")(x.data)
+    return Tensor.from_op(out, [(x, lambda g: kernel("relu_backward")(g, out))], "relu")
 
 
 def tanh(x: Tensor) -> Tensor:
