@@ -2,6 +2,8 @@
 
 # name -> module; each module defines DESCRIPTION, add_arguments(parser) and run(args, report)
 DEMOS = {
+    "feature_purification": "demos.feature_purification",
     "mnist_cnn": "demos.mnist_cnn",
+    "layer_norms": "demos.layer_norms",
     "adversarial_training": "demos.adversarial_training",
 }

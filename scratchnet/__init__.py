@@ -10,11 +10,26 @@
     sn.norms.conv_linf_norm(w, stride, padding, input_size)      # exact operator norms (norms.py)
 """
 
-from scratchnet import attacks, backend, data, functional, nn, norms, objectives, optim, regularizers, training
+from scratchnet import (
+    attacks,
+    backend,
+    certify,
+    data,
+    functional,
+    lipschitz,
+    nn,
+    norms,
+    objectives,
+    optim,
+    regularizers,
+    smoothness,
+    training,
+)
 from scratchnet.checkpoint import load, save
 from scratchnet.tensor import Tensor, as_tensor, grad, is_grad_enabled, no_grad
 
 __all__ = [
     "Tensor", "as_tensor", "attacks", "backend", "data", "functional", "grad", "is_grad_enabled", "load", "nn",
     "no_grad", "norms", "objectives", "optim", "regularizers", "save", "training",
+    "certify", "lipschitz", "smoothness",
 ]

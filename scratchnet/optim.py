@@ -1,4 +1,4 @@
-"""Optimizers (SGD with momentum and Nesterov, Adam, AdamW) and learning-rate schedules.
+"""Optimizers (SGD with momentum and Nesterov, Adam, AdamW, Entropy-SGD) and learning-rate schedules.
 
 An optimizer updates `p.data` from `p.grad` for each parameter it was given; its per-parameter state (momentum
 buffers, Adam's moments) is saved and restored with `state_dict`, so a resumed run continues bit-identically.
@@ -193,3 +193,93 @@ class LinearWarmup:
         if epoch < self.warmup:
             return self.schedule(self.warmup) * epoch / self.warmup
         return self.schedule(epoch)
+
+
+# ---------------------------------------------------------------------- Entropy-SGD
+
+
+def local_entropy_gradient(gradient, theta, gamma: float, L: int, inner_lr: float, noise: float, alpha: float, rng,
+                           first_gradient=None) -> list[np.ndarray]:
+    """The SGLD estimate of grad Phi_gamma(theta) = gamma (theta - mu) of Entropy-SGD (Chaudhari et al. 2017,
+    Algorithm 1), for parameters given as a list of arrays. From theta' = mu = theta, L times:
+
+        theta' <- theta' - inner_lr (grad f(theta') - gamma (theta - theta')) + noise sqrt(2 inner_lr) N(0, I);
+        mu <- (1 - alpha) mu + alpha theta'.
+
+    The noise is SGLD's at temperature T = noise^2 (the reference code's scaling). `gradient(theta')` returns
+    grad f at theta' (a list like theta); `first_gradient`, when given, is grad f(theta) and saves one call.
+    """
+    inner = [t.copy() for t in theta]
+    mu = [t.copy() for t in theta]
+    for step in range(L):
+        grads = first_gradient if step == 0 and first_gradient is not None else gradient(inner)
+        for t, t_inner, m, g in zip(theta, inner, mu, grads, strict=True):
+            t_inner -= inner_lr * (g - gamma * (t - t_inner))
+            if noise:
+                t_inner += (noise * math.sqrt(2 * inner_lr) * rng.standard_normal(t.shape)).astype(t.dtype)
+            m *= 1 - alpha
+            m += alpha * t_inner
+    return [gamma * (t - m) for t, m in zip(theta, mu, strict=True)]
+
+
+class EntropySGD(Optimizer):
+    """Entropy-SGD (Chaudhari et al., ICLR 2017, Algorithm 1): gradient descent on the local entropy
+    Phi_gamma(theta) = -T log int exp(-(f(theta') + gamma ||theta - theta'||^2 / 2) / T) d theta', whose gradient
+    gamma (theta - mu) is estimated by L steps of SGLD (`local_entropy_gradient`), then
+
+        theta <- theta - lr gamma_t (theta - mu),   gamma_t = gamma (1 + scoping)^t (t: outer steps so far).
+
+    `step(closure)` takes `p.grad` as grad f(theta) for the first SGLD step and calls `closure()` for each later
+    one; the closure must recompute the loss at the current weights and backpropagate it (`fit` passes one that
+    reruns the objective on the step's batch, so an adversarial objective attacks the inner iterate theta').
+    `weight_decay` adds weight_decay * theta' to the inner gradient, as the reference code. The noise comes from
+    `default_rng([seed, t])`, so a run is deterministic for a fixed seed and resumes exactly.
+    """
+
+    takes_closure = True
+
+    def __init__(self, params, lr: float = 1.0, L: int = 20, gamma: float = 0.03, scoping: float = 1e-3,
+                 inner_lr: float = 0.1, noise: float = 1e-4, alpha: float = 0.25, weight_decay: float = 0.0,
+                 seed: int = 0):
+        super().__init__(params, lr)
+        if isinstance(L, bool) or not isinstance(L, int) or L < 1:
+            raise ValueError(f"L must be an int >= 1, got {L!r}")
+        self.L = L
+        self.gamma = _check(gamma, "gamma")
+        if self.gamma == 0:
+            raise ValueError("gamma must be > 0, got 0.0")
+        self.scoping = _check(scoping, "scoping")
+        self.inner_lr = _check(inner_lr, "inner_lr")
+        self.noise = _check(noise, "noise")
+        self.alpha = _check(alpha, "alpha", 0.0, 1.0)
+        if self.alpha == 0:
+            raise ValueError("alpha must be in (0, 1], got 0.0")
+        self.weight_decay = _check(weight_decay, "weight_decay")
+        self.seed = seed
+
+    def step(self, closure=None) -> None:
+        """One outer step: L SGLD steps from the current weights, then theta <- theta - lr gamma_t (theta - mu)."""
+        active = [p for p in self.params if p.grad is not None]
+        if closure is None and self.L > 1:
+            raise ValueError(f"EntropySGD.step needs a closure that recomputes the loss for its L={self.L} steps")
+        gamma = self.gamma * (1 + self.scoping) ** self.steps
+        theta = [p.data.copy() for p in active]
+
+        def gradient(inner):
+            for p, t_inner in zip(active, inner, strict=True):
+                p.data[...] = t_inner
+            self.zero_grad()
+            closure()
+            return self._inner_gradients(active)
+
+        rng = np.random.default_rng([self.seed, self.steps])
+        entropy_grad = local_entropy_gradient(gradient, theta, gamma, self.L, self.inner_lr, self.noise, self.alpha,
+                                              rng, first_gradient=self._inner_gradients(active))
+        for p, t, g in zip(active, theta, entropy_grad, strict=True):
+            p.data[...] = t - self.lr * g
+        self.steps += 1
+
+    def _inner_gradients(self, active) -> list[np.ndarray]:
+        """grad f + weight_decay * theta' at the current weights (a parameter left without gradient gets zeros)."""
+        return [(np.zeros_like(p.data) if p.grad is None else p.grad.astype(p.dtype, copy=False))
+                + self.weight_decay * p.data for p in active]

@@ -66,6 +66,10 @@ class FitState:
 class Callback:
     """Hooks called by `fit`; override the ones you need."""
 
+    def before_step(self, state: FitState) -> None:
+        """After the backward pass and before the optimizer step: the gradients are there to change (e.g. norm
+        decay, `scratchnet.regularizers`)."""
+
     def on_step(self, state: FitState) -> None:
         """After each optimizer step (`state.epoch_time` is the fractional epoch just reached)."""
 
@@ -128,6 +132,21 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
     return state.history
 
 
+def _closure(model, objective, x, y, rng, callbacks, state):
+    """What a step does before the optimizer, as a function: rerun the objective on the batch at the current
+    weights (with the step's rng, so an attack starts afresh) and backpropagate; for optimizers with `takes_closure`."""
+
+    def closure():
+        model.train()
+        loss, _ = objective(model, x, y, rng)
+        loss.backward()
+        for callback in callbacks:
+            callback.before_step(state)
+        return loss
+
+    return closure
+
+
 def _train_epoch(model, train, objective, optimizer, schedule, callbacks, state, batches, seed, progress,
                  epochs) -> dict:
     epoch = state.epoch
@@ -140,12 +159,18 @@ def _train_epoch(model, train, objective, optimizer, schedule, callbacks, state,
             optimizer.lr = schedule(epoch + i / batches)
         if hasattr(objective, "schedule"):  # e.g. an adversarial objective's eps warm-up
             objective.schedule(epoch + i / batches)
-        loss, logits = objective(model, x, y, np.random.default_rng([seed, epoch, i]))
+        rng = np.random.default_rng([seed, epoch, i])
+        loss, logits = objective(model, x, y, rng)
         if not math.isfinite(loss.item()):
             raise ValueError(f"the loss became {loss.item()} at epoch {epoch}, step {i}")
         optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        for callback in callbacks:
+            callback.before_step(state)
+        if getattr(optimizer, "takes_closure", False):  # Entropy-SGD: more gradients, at its inner iterates
+            optimizer.step(_closure(model, objective, x, y, rng, callbacks, state))
+        else:
+            optimizer.step()
         model.train()  # an objective may have switched to eval mode to attack
 
         loss_sum += loss.item() * len(y)

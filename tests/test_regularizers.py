@@ -1,10 +1,13 @@
 """scratchnet.regularizers: the norm subgradient against central differences, Algorithm 1's momentum, singular
-value clipping (exact without a crop, closer with repeats) and BatchNorm projection."""
+value clipping (exact without a crop, closer with repeats), BatchNorm projection, and norm decay plugged into
+`training.fit` between the backward pass and the optimizer step."""
 
 import numpy as np
 import pytest
 
-from scratchnet import nn, norms, regularizers
+from scratchnet import nn, norms, optim, regularizers
+from scratchnet.data import ArrayDataset, BatchLoader
+from scratchnet.training import Callback, fit
 
 NORM = {("l1", 4): norms.conv_l1_norm, ("linf", 4): norms.conv_linf_norm,
         ("l1", 2): norms.linear_l1_norm, ("linf", 2): norms.linear_linf_norm}
@@ -92,3 +95,33 @@ def test_batchnorm_projection_clips_only_the_channels_above_the_bound():
 def test_bad_arguments_raise_naming_them(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+class DecayBeforeStep(Callback):
+    """Norm decay as `fit` runs it: on the loss gradient, before the optimizer step."""
+
+    def __init__(self, decay):
+        self.decay, self.gradients_seen = decay, []
+
+    def before_step(self, state):
+        self.gradients_seen.append(all(m.weight.grad is not None for m in self.decay.layers))
+        self.decay.step()
+
+
+@pytest.mark.parametrize("norm", ["l1", "linf"])
+def test_norm_decay_through_fit_lowers_every_layer_norm(norm):
+    rng = np.random.default_rng(0)
+    x = rng.random((96, 1, 6, 6)).astype(np.float32)
+    data = ArrayDataset(x, (x[:, 0, :3].sum(axis=(1, 2)) > x[:, 0, 3:].sum(axis=(1, 2))).astype(np.int64))
+
+    def layer_norms(beta):
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=np.random.default_rng(1)), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(4 * 6 * 6, 2, rng=np.random.default_rng(2)))
+        callbacks = [DecayBeforeStep(regularizers.NormDecay(model, beta=beta, norm=norm))]
+        fit(model, BatchLoader(data, 32, seed=0), optimizer=optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+            epochs=3, callbacks=callbacks, progress=False)
+        assert callbacks[0].gradients_seen == [True] * 9  # called once per step, after backward
+        return np.array([getattr(row, norm) for row in norms.layer_norms(model, (1, 6, 6))])
+
+    plain, decayed = layer_norms(0.0), layer_norms(0.1)  # (much larger beta makes the argmax oscillate)
+    assert np.all(decayed < 0.8 * plain), (plain, decayed)

@@ -13,8 +13,10 @@ from scratchnet.data.cifar import cifar10
 from scratchnet.data.errors import DatasetNotFoundError, MnistSplitWarning
 from scratchnet.data.loader import ArrayDataset, BatchLoader
 from scratchnet.data.mnist_family import fashion_mnist, mnist
+from scratchnet.data.sparse_coding import SparseCoding, sparse_coding
 
 __all__ = [
     "ArrayDataset", "BatchLoader", "Compose", "DatasetNotFoundError", "HorizontalFlip", "MnistSplitWarning",
     "RandomCrop", "cifar10", "fashion_mnist", "mnist",
 ]
+__all__ += ["SparseCoding", "sparse_coding"]

@@ -18,10 +18,12 @@ from scratchnet.nn.layers import (
     Sigmoid,
     Tanh,
 )
+from scratchnet.nn.linf_dist import LinfDist, LinfDistNet, LinfDistNetMLP, infinite_p, set_p
 from scratchnet.nn.module import Module, Parameter, Sequential
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool2d", "Identity",
     "Linear", "MaxPool2d", "Module", "Parameter", "PreActBlock", "ReLU", "Sequential", "Sigmoid", "Tanh", "init",
     "manual_seed", "models",
+    "LinfDist", "LinfDistNet", "LinfDistNetMLP", "infinite_p", "set_p",
 ]
