@@ -13,4 +13,5 @@ BENCHMARKS = {
     "pool": "benchmarks.pool",
     "training": "benchmarks.training",
     "attack": "benchmarks.attack",
+    "cuda": "benchmarks.cuda",
 }

@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only conv,pool] [--json FILE] [--threads 2] [--repeat 5]
+"""python -m benchmarks [--only conv,pool] [--json FILE] [--threads 2] [--repeat 5] [--backend numba]
 
 Runs the registered benchmarks (benchmarks/__init__.py) in one process and prints, for each row, the fastest
 call of ours, of the NumPy reference and of torch (when installed), with the ratios other / ours: above 1 means
@@ -71,6 +71,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     parser.add_argument("--threads", type=int, default=2, help="threads for Numba, torch and OpenBLAS (default 2)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per variant; the fastest counts")
+    parser.add_argument("--backend", choices=["numba", "numpy", "cuda"], default=None,
+                        help="the active kernel backend for ops that do not name theirs (the training and attack "
+                             "jobs compare numba with numpy explicitly; the cuda benchmark always times the GPU)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in names if name not in BENCHMARKS]
@@ -80,6 +83,13 @@ def main(argv: list[str]) -> int:
         parser.error(f"--threads and --repeat must be >= 1, got {args.threads} and {args.repeat}")
 
     torch = configure_threads(args.threads)
+    if args.backend:
+        from scratchnet.backend import BackendUnavailable, set_backend
+
+        try:
+            set_backend(args.backend)
+        except BackendUnavailable as error:
+            parser.error(str(error))
     print(f"{args.threads} threads, fastest of {args.repeat} calls; torch: "
           f"{torch.__version__ if torch is not None else 'not installed'}", flush=True)
     rows = []
@@ -87,7 +97,8 @@ def main(argv: list[str]) -> int:
         module = importlib.import_module(BENCHMARKS[name])
         print(f"=== {name}: {module.DESCRIPTION}", flush=True)
         new_rows = module.run(args.repeat, torch)
-        print(format_table(new_rows), flush=True)
+        if new_rows:
+            print(format_table(new_rows), flush=True)
         rows += new_rows
     if args.json is not None:
         write_json(rows, args.json)

@@ -6,4 +6,7 @@ DEMOS = {
     "mnist_cnn": "demos.mnist_cnn",
     "layer_norms": "demos.layer_norms",
     "adversarial_training": "demos.adversarial_training",
+    "linf_dist_net": "demos.linf_dist_net",
+    "width_depth": "demos.width_depth",
+    "adversarial_smoothness": "demos.adversarial_smoothness",
 }

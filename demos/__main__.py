@@ -14,7 +14,7 @@ def _parser(name: str, module) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m demos {name}", description=module.DESCRIPTION)
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<name>)")
-    parser.add_argument("--backend", choices=["numba", "numpy"], default=None, help="kernel backend")
+    parser.add_argument("--backend", choices=["numba", "numpy", "cuda"], default=None, help="kernel backend")
     module.add_arguments(parser)
     return parser
 
@@ -22,11 +22,15 @@ def _parser(name: str, module) -> argparse.ArgumentParser:
 def run_demo(name: str, argv: list[str], in_subfolder: bool = False) -> dict:
     """Run one demo; with `in_subfolder` (as `all` does), --out DIR means DIR/<name>."""
     module = importlib.import_module(DEMOS[name])
-    args = _parser(name, module).parse_args(argv)
+    parser = _parser(name, module)
+    args = parser.parse_args(argv)
     if args.backend:
-        from scratchnet.backend import set_backend
+        from scratchnet.backend import BackendUnavailable, set_backend
 
-        set_backend(args.backend)
+        try:
+            set_backend(args.backend)
+        except BackendUnavailable as error:
+            parser.error(str(error))
     out = Path("runs") / name if args.out is None else args.out / name if in_subfolder else args.out
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     report = Report(name, out, args.quick, config)

@@ -1,11 +1,15 @@
-"""Which kernels the differentiable ops call: "numba" (the default) or "numpy" (the readable references).
+"""Which kernels the differentiable ops call: "numba" (the default), "numpy" (the readable references) or "cuda"
+(numba.cuda kernels on an NVIDIA GPU).
 
 The choice comes from `set_backend` / `use_backend`, or else from the environment variable SCRATCHNET_BACKEND.
 Every backend provides the same functions with the same signatures (see `kernels/reference/`), so an op asks
-for a kernel by name and never knows which tier runs.
+for a kernel by name and never knows which tier runs. A backend's modules are imported on first use, so
+scratchnet imports without numba-cuda or a GPU; choosing "cuda" where it cannot run raises `BackendUnavailable`
+with what to do about it.
 """
 
 import contextlib
+import functools
 import importlib
 import os
 
@@ -18,15 +22,44 @@ BACKENDS = {
         "scratchnet.kernels.attack",
         "scratchnet.kernels.activation",
     ),
+    "cuda": (
+        "scratchnet.kernels.cuda.conv",
+        "scratchnet.kernels.cuda.pool",
+        "scratchnet.kernels.cuda.linf_dist",
+        "scratchnet.kernels.cuda.attack",
+        "scratchnet.kernels.cuda.activation",
+        "scratchnet.kernels.cuda.norms",
+    ),
 }
 
 _active: str | None = None
 _kernels: dict[tuple[str, str], object] = {}
 
 
+class BackendUnavailable(RuntimeError):
+    """The chosen backend cannot run here (for "cuda": no numba.cuda, or no GPU and no simulator)."""
+
+
+@functools.cache
+def cuda_problem() -> str | None:
+    """Why the cuda backend cannot run here, or None when it can (a GPU, or Numba's CUDA simulator)."""
+    try:
+        from numba import config, cuda
+    except ImportError as error:
+        return (f"the cuda backend needs numba.cuda, which failed to import ({error}); install it with "
+                "`pip install numba-cuda` (or `pip install -e '.[gpu]'`)")
+    if config.ENABLE_CUDASIM or cuda.is_available():
+        return None
+    return ("the cuda backend found no usable CUDA GPU (numba.cuda.is_available() is False: no NVIDIA GPU, driver "
+            "or CUDA runtime). Use backend 'numba' or 'numpy' instead, or set NUMBA_ENABLE_CUDASIM=1 before "
+            "starting Python to run the CUDA kernels in Numba's simulator (slow: for tests)")
+
+
 def _check(name: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {name!r}")
+    if name == "cuda" and cuda_problem() is not None:
+        raise BackendUnavailable(cuda_problem())
     return name
 
 

@@ -11,15 +11,26 @@ The gradient of an adversarial loss L_eps(theta) = mean_n max_{||delta_n|| <= ep
 is, by Danskin's theorem, the gradient of the loss at the maximizer delta*(theta). `AdversarialGradient` finds
 delta* by projected gradient ascent run to convergence (restarts at the base point, then warm starts from its
 delta* at each perturbed theta, so that the error of the inner maximization stays below the h being probed).
+
+The Lipschitz constant of the network itself, in its input, is what Huang et al. (2021, "Exploring Architectural
+Ingredients of Adversarially Robust Deep Neural Networks", NeurIPS, Section 4; spec A4, A6) tie to the width and
+depth of a wide ResNet. `local_lipschitz` is the metric of their code (mean ||f(x) - f(x')||_1 / ||x - x'||_inf
+at PGD examples x'), and `residual_lipschitz_bound` a standard upper bound on the same ratio built from exact layer
+norms; the bound is ours (spec A6 [D]), not the paper's theorem, which we could not read.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 import scratchnet.functional as F
-from scratchnet import attacks
+from scratchnet import attacks, norms
+from scratchnet.nn.layers import BatchNorm2d
+from scratchnet.nn.wide_resnet import WideResNet
 from scratchnet.tensor import Tensor, grad
+from scratchnet.training import predict
 
 
 def flatten_parameters(params) -> np.ndarray:
@@ -118,3 +129,68 @@ class AdversarialGradient:
             return np.concatenate([g.ravel() for g in grad(loss, self.params)])
         finally:
             unflatten_parameters(self.theta0, self.params)
+
+
+# ---------------------------------------------------------------------------------------------- Huang et al. 2021
+def local_lipschitz(model, x, x_adv, batch_size: int = 500) -> float:
+    """The local Lipschitz metric of Huang et al. (2021, code `util.local_lip`, spec A4): the mean over the batch of
+    ||f(x) - f(x')||_1 / ||x - x'||_inf, f the logits in eval mode and x' (typically) the PGD-20 example of x."""
+    x, x_adv = (np.asarray(a.data if isinstance(a, Tensor) else a) for a in (x, x_adv))
+    if x.shape != x_adv.shape or x.ndim < 2:
+        raise ValueError(f"x and x_adv must be batches of the same shape, got {x.shape} and {x_adv.shape}")
+    distance = np.abs(x - x_adv).reshape(len(x), -1).max(axis=1)
+    if not np.all(distance > 0):
+        raise ValueError("x_adv must differ from x in every example (||x - x_adv||_inf > 0)")
+    logits, logits_adv = (predict(model, a, batch_size) for a in (x, x_adv))
+    return float(np.mean(np.abs(logits - logits_adv).sum(axis=1) / distance))
+
+
+def linf_to_l1_norm(weight) -> float:
+    """||W||_{inf -> 1} = max_{||x||_inf <= 1} ||W x||_1 = max_{u in {-1, 1}^K} ||W^T u||_1 for W [K, C], by
+    enumerating the 2^K sign vectors (the norm is NP-hard in general); for K > 16, the upper bound sum |W_kc|."""
+    w = np.asarray(weight, dtype=np.float64)
+    if w.ndim != 2:
+        raise ValueError(f"weight must be a 2-D array [out, in], got shape {w.shape}")
+    if w.shape[0] > 16:
+        return float(np.abs(w).sum())
+    signs = np.array(list(itertools.product((-1.0, 1.0), repeat=w.shape[0])))
+    return float(np.abs(signs @ w).sum(axis=1).max())
+
+
+def _bn(layer: BatchNorm2d) -> float:
+    return norms.batchnorm_norm(None if layer.weight is None else layer.weight.data, layer.running_var,
+                                layer.eps).value
+
+
+def lipschitz_bound_factors(model: WideResNet, input_shape) -> list[tuple[str, float]]:
+    """The factors of `residual_lipschitz_bound`, one (name, factor) per stem, block and head, in forward order."""
+    if not isinstance(model, WideResNet):
+        raise TypeError(f"model must be a WideResNet, got {type(model).__name__}")
+    sizes = norms.conv_input_sizes(model, tuple(input_shape))
+
+    def conv(layer) -> float:
+        return norms.conv_linf_norm(layer.weight.data, layer.stride, layer.padding, sizes[layer]).value
+
+    factors = [("stem", conv(model.stem))]
+    for i, block in enumerate(model.blocks):
+        residual = conv(block.conv1) * _bn(block.bn2) * conv(block.conv2)
+        if block.shortcut is None:
+            factors.append((f"blocks.{i}", 1.0 + _bn(block.bn1) * residual))
+        else:
+            factors.append((f"blocks.{i}", _bn(block.bn1) * (residual + conv(block.shortcut))))
+    factors.append(("head", _bn(model.bn) * linf_to_l1_norm(model.fc.weight.data)))
+    return factors
+
+
+def residual_lipschitz_bound(model: WideResNet, input_shape) -> float:
+    """A standard upper bound (NOT Huang et al.'s theorem; spec A6 [D]) on ||f(x) - f(x')||_1 / ||x - x'||_inf for
+    every pair of inputs of shape `input_shape` (e.g. (1, 28, 28)), f a WideResNet in eval mode:
+
+        Lip <= ||stem|| * prod_blocks L_block * ||BN|| ||W_fc||_{inf -> 1},
+        L_block = 1 + ||BN1|| ||conv1|| ||BN2|| ||conv2||              (identity shortcut: x + g(x))
+        L_block = ||BN1|| (||conv1|| ||BN2|| ||conv2|| + ||shortcut||)  (1x1 shortcut of the activated input)
+
+    with the exact l-inf operator norms of the convolutions (`norms.conv_linf_norm`, Liang & Huang 2021), BatchNorm's
+    max |gamma| / sigma, and ReLU and the global average pool 1-Lipschitz in l-inf. More blocks add factors >= 1,
+    and wider layers have larger l-inf norms, so the bound grows with width and depth."""
+    return float(np.prod([factor for _, factor in lipschitz_bound_factors(model, input_shape)]))

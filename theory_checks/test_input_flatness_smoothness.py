@@ -49,5 +49,5 @@ def test_an_input_gradient_penalty_flattens_the_loss_in_x_and_raises_the_l2_adve
         r = gradient_lipschitz(lambda v: smoothness.adversarial_gradient(v, x, y, EPS, 2), w, 1e-5, 16, seed)
         results.append((input_gradient, r))
     (flat_plain, r_plain), (flat_penalized, r_penalized) = results
-    assert flat_penalized < 0.5 * flat_plain, results
+    assert flat_penalized < 0.7 * flat_plain, results  # 0.10-0.35 over 40 seeds; 0.53 the worst found
     assert r_penalized > 5 * r_plain, results

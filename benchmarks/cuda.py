@@ -1,0 +1,150 @@
+"""The CUDA kernels (scratchnet/kernels/cuda/) on the GPU against the Numba CPU kernels and, where torch has CUDA,
+torch on the same GPU, all in one run.
+
+In the rows, "ours" is the GPU kernel with its inputs and outputs resident on the GPU (device arrays: no PCIe
+copies), timed to the end of the GPU's work; "reference" is the Numba CPU kernel on the same data (so "vs
+reference" is the GPU's speed-up over this machine's CPU); "torch" is torch on the GPU (cudnn's conv, cdist).
+Shapes: the conv benchmark's first layer (N=128, 32 -> 64 channels, 3x3, 28x28, padding 1) and the l-inf-dist
+layer at the issue's GPU shape, x [512, 5120] and w [5120, 5120], float32. Without a GPU (or under the CUDA
+simulator, whose timings mean nothing) the module says so and returns no rows.
+"""
+
+import numpy as np
+
+from benchmarks.timing import best_times, row
+from scratchnet.kernels import conv, linf_dist
+
+DESCRIPTION = "GPU (numba.cuda) kernels against the CPU kernels and torch on the GPU: conv2d, l-inf-dist"
+
+CONV = (128, 32, 64, 28, 3, 1, 1)  # N, C, F, side, kernel, stride, padding
+B, N, M = 512, 5120, 5120
+
+
+def _gpu_missing() -> str | None:
+    """Why no GPU timing can be taken here, or None."""
+    try:
+        from numba import config, cuda
+    except ImportError as error:
+        return f"numba.cuda is not installed ({error}); `pip install numba-cuda`"
+    if config.ENABLE_CUDASIM:
+        return "NUMBA_ENABLE_CUDASIM=1: the simulator's timings mean nothing"
+    if not cuda.is_available():
+        return "no CUDA GPU is available"
+    return None
+
+
+def _synchronized(fn):
+    """fn, then wait for the GPU to finish its work."""
+    from numba import cuda
+
+    def run():
+        fn()
+        cuda.synchronize()
+
+    return run
+
+
+def _in_sequence(*fns):
+    def run():
+        for fn in fns:
+            fn()
+
+    return run
+
+
+def _torch_gpu(torch):
+    """torch when it can use a CUDA GPU, else None."""
+    return torch if torch is not None and torch.cuda.is_available() else None
+
+
+def _torch_timed(torch, fn):
+    def run():
+        fn()
+        torch.cuda.synchronize()
+
+    return run
+
+
+def _conv_rows(repeat, torch):
+    from numba import cuda
+
+    from scratchnet.kernels.cuda import conv as gpu_conv
+
+    n, c, f, side, k, s, p = CONV
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, side, side), dtype=np.float32)
+    w = rng.standard_normal((f, c, k, k), dtype=np.float32)
+    gy = rng.standard_normal((n, f, side, side), dtype=np.float32)
+    xd, wd, gyd = cuda.to_device(x), cuda.to_device(w), cuda.to_device(gy)
+    ours = {
+        "forward": lambda: gpu_conv.conv2d_forward(xd, wd, s, p),
+        "backward-input": lambda: gpu_conv.conv2d_backward_input(gyd, wd, x.shape, s, p),
+        "backward-weight": lambda: gpu_conv.conv2d_backward_weight(gyd, xd, w.shape, s, p),
+    }
+    cpu = {
+        "forward": lambda: conv.conv2d_forward(x, w, s, p),
+        "backward-input": lambda: conv.conv2d_backward_input(gy, w, x.shape, s, p),
+        "backward-weight": lambda: conv.conv2d_backward_weight(gy, x, w.shape, s, p),
+    }
+    theirs = {}
+    if torch is not None:
+        xt, wt, gyt = (torch.from_numpy(a).cuda() for a in (x, w, gy))
+        backward = torch.ops.aten.convolution_backward
+
+        def gradient(mask):
+            return lambda: backward(gyt, xt, wt, None, [s] * 2, [p] * 2, [1, 1], False, [0, 0], 1, mask)
+
+        theirs = {"forward": lambda: torch.nn.functional.conv2d(xt, wt, stride=s, padding=p),
+                  "backward-input": gradient([True, False, False]),
+                  "backward-weight": gradient([False, True, False])}
+    rows = []
+    for name in ours:
+        times = best_times({"ours": _synchronized(ours[name]), "reference": cpu[name],
+                            "torch": _torch_timed(torch, theirs[name]) if name in theirs else None}, repeat)
+        rows.append(row(f"gpu conv2d {name}", f"x[{n},{c},{side},{side}] w[{f},{c},{k},{k}] float32", times))
+    return rows
+
+
+def _linf_rows(repeat, torch):
+    from numba import cuda
+
+    from scratchnet.kernels.cuda import linf_dist as gpu_linf
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((B, N), dtype=np.float32), rng.standard_normal((M, N), dtype=np.float32)
+    gy = rng.standard_normal((B, M), dtype=np.float32)
+    xd, wd, gyd = cuda.to_device(x), cuda.to_device(w), cuda.to_device(gy)
+    _, index_d = gpu_linf.linf_dist_forward(xd, wd)
+    _, index = linf_dist.linf_dist_forward(x, w)
+    ours = {"forward": lambda: gpu_linf.linf_dist_forward(xd, wd),
+            "forward+backward": _in_sequence(lambda: gpu_linf.linf_dist_forward(xd, wd),
+                                             lambda: gpu_linf.linf_dist_backward(gyd, xd, wd, index_d))}
+    cpu = {"forward": lambda: linf_dist.linf_dist_forward(x, w),
+           "forward+backward": _in_sequence(lambda: linf_dist.linf_dist_forward(x, w),
+                                            lambda: linf_dist.linf_dist_backward(gy, x, w, index))}
+    theirs = {}
+    if torch is not None:
+        xt, wt, gyt = (torch.from_numpy(a).cuda() for a in (x, w, gy))
+        xg, wg = xt.clone().requires_grad_(), wt.clone().requires_grad_()
+
+        def forward_backward():
+            xg.grad = wg.grad = None
+            torch.cdist(xg, wg, p=float("inf")).backward(gyt)
+
+        theirs = {"forward": lambda: torch.cdist(xt, wt, p=float("inf")), "forward+backward": forward_backward}
+    rows = []
+    for name in ours:
+        times = best_times({"ours": _synchronized(ours[name]), "reference": cpu[name],
+                            "torch": _torch_timed(torch, theirs[name]) if name in theirs else None}, repeat)
+        rate = B * M * N / times["ours"]
+        rows.append(row(f"gpu linf {name} ({rate / 1e9:.0f} G elem/s)", f"x[{B},{N}] w[{M},{N}] float32", times))
+    return rows
+
+
+def run(repeat: int, torch=None) -> list[dict]:
+    missing = _gpu_missing()
+    if missing is not None:
+        print(f"cuda benchmark skipped: {missing}. It needs an NVIDIA GPU with numba-cuda.", flush=True)
+        return []
+    torch = _torch_gpu(torch)
+    return _conv_rows(repeat, torch) + _linf_rows(repeat, torch)

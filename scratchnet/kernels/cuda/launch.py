@@ -1,0 +1,76 @@
+"""What every CUDA kernel module shares: block sizes, and moving arrays between the host and the GPU.
+
+A kernel function takes host (NumPy) arrays or device arrays. Host arrays are copied to the GPU, the result is
+copied back, and the caller never sees the GPU: the same call works on every backend. Device arrays (Numba's, or
+any array with `__cuda_array_interface__`, such as a CuPy array or a torch CUDA tensor) are used in place, and
+the results stay on the GPU, so that a chain of kernels moves no data over PCIe. Which of the two happens is
+decided by the kernel's first array argument.
+
+Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) runs each GPU thread as a Python thread, so it gets small blocks:
+no kernel's indexing depends on the block sizes, and small tiles make the tests' tiny shapes cross tile edges.
+"""
+
+import numba
+import numpy as np
+from numba import config, cuda
+
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+TILE = 4 if SIMULATOR else 16  # side of the square thread blocks (and shared-memory tiles) of the tiled kernels
+THREADS = 32 if SIMULATOR else 256  # threads per block of the one-dimensional kernels
+
+
+def is_device(a) -> bool:
+    """True for a device array (Numba's, real or simulated, or anything with __cuda_array_interface__)."""
+    return hasattr(a, "copy_to_host") or hasattr(a, "__cuda_array_interface__")
+
+
+def to_device(a, dtype=None):
+    """`a` as a C-contiguous device array: a host array is copied (converted to `dtype` if given), a device array
+    is used in place and must already have that dtype and layout."""
+    if not is_device(a):
+        return cuda.to_device(np.ascontiguousarray(a, dtype))
+    if not hasattr(a, "copy_to_host"):
+        a = cuda.as_cuda_array(a)
+    if dtype is not None and a.dtype != np.dtype(dtype):
+        raise TypeError(f"device array must have dtype {np.dtype(dtype)}, got {a.dtype}")
+    if not a.is_c_contiguous():
+        raise ValueError(f"device array must be C-contiguous, got strides {a.strides}")
+    return a
+
+
+def returned(a, on_device: bool):
+    """A result as the caller passed its inputs: the device array itself, or a copy on the host."""
+    return a if on_device else a.copy_to_host()
+
+
+def blocks(count: int, size: int = THREADS) -> int:
+    """The number of blocks of `size` threads that cover `count` items (at least one)."""
+    return max(1, -(-count // size))
+
+
+@cuda.jit
+def _fill_zero(flat):
+    """Thread layout: one thread per element, THREADS per block."""
+    t = cuda.grid(1)
+    if t < flat.size:
+        flat[t] = 0
+
+
+def zeros(shape, dtype):
+    """A device array of zeros, filled on the GPU (no host array is copied)."""
+    out = cuda.device_array(shape, dtype)
+    flat = out.reshape(out.size)
+    _fill_zero[blocks(out.size), THREADS](flat)
+    return out
+
+
+_compiled = {}
+
+
+def specialized(factory, dtype, *args):
+    """factory(numba_dtype, *args), built once per (factory, dtype, args): kernels whose shared-memory arrays need
+    the element type as a compile-time constant are written as factories of it."""
+    key = (factory, np.dtype(dtype), args)
+    if key not in _compiled:
+        _compiled[key] = factory(numba.from_dtype(np.dtype(dtype)), *args)
+    return _compiled[key]

@@ -1,0 +1,236 @@
+"""The CUDA kernels (scratchnet/kernels/cuda/) against the Numba CPU kernels over Hypothesis-drawn tiny shapes, and
+the cuda backend's selection and its error where it cannot run.
+
+CI runs the kernels in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set by .ci/run): every GPU thread becomes
+a Python thread, so the shapes are tiny and the examples few; the simulator's small tiles (kernels/cuda/launch.py)
+make even these shapes cross tile edges. On a machine with a GPU the same tests run on it. Results that the GPU
+sums in another order than the CPU are compared to a tolerance; everything else must be equal bit for bit.
+"""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scratchnet as sn
+from scratchnet.backend import cuda_problem, use_backend
+from scratchnet.kernels import activation, attack, conv, linf_dist, norms, pool
+
+needs_cuda = pytest.mark.skipif(cuda_problem() is not None, reason=f"CUDA kernels cannot run: {cuda_problem()}")
+# a tiny tolerance for sums the GPU adds in another order
+CLOSE = {np.float32: {"rtol": 1e-5, "atol": 1e-5}, np.float64: {"rtol": 1e-12, "atol": 1e-12}}
+LP_CLOSE = {np.float32: {"rtol": 2e-4, "atol": 1e-5}, np.float64: {"rtol": 1e-10, "atol": 1e-12}}
+FEW = settings(deadline=None, max_examples=6)
+
+
+def gpu(family):
+    """The CUDA twin of a CPU kernel module (imported only here: numba.cuda may be missing)."""
+    return importlib.import_module(f"scratchnet.kernels.cuda.{family}")
+
+
+def close(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
+    np.testing.assert_allclose(got, want, **CLOSE[want.dtype.type])
+
+
+def equal(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
+    np.testing.assert_array_equal(got, want)
+
+
+@st.composite
+def images(draw, max_size=5):
+    """(x [N, C, H, W], kernel, stride, padding, rng) with the kernel fitting the padded image."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    kernel, stride, padding = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+    low = max(1, kernel - 2 * padding)
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(low, max_size)),
+             draw(st.integers(low, max_size)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    integers = draw(st.booleans())  # small integers: many ties in the max
+    x = rng.integers(-2, 3, shape) if integers else rng.standard_normal(shape)
+    return x.astype(dtype), kernel, stride, padding, rng
+
+
+@needs_cuda
+@FEW
+@given(problem=images(), filters=st.integers(1, 3))
+def test_conv2d_passes_match_the_cpu(problem, filters):
+    x, k, s, p, rng = problem
+    w = rng.standard_normal((filters, x.shape[1], k, k)).astype(x.dtype)
+    cuda_conv = gpu("conv")
+    y = conv.conv2d_forward(x, w, s, p)
+    close(cuda_conv.conv2d_forward(x, w, s, p), y)
+    gy = rng.standard_normal(y.shape).astype(x.dtype)
+    close(cuda_conv.conv2d_backward_input(gy, w, x.shape, s, p), conv.conv2d_backward_input(gy, w, x.shape, s, p))
+    close(cuda_conv.conv2d_backward_weight(gy, x, w.shape, s, p), conv.conv2d_backward_weight(gy, x, w.shape, s, p))
+
+
+@needs_cuda
+@settings(deadline=None, max_examples=8)
+@given(problem=images())
+def test_pooling_and_relu_match_the_cpu(problem):
+    x, k, s, p, rng = problem
+    cuda_pool, cuda_relu = gpu("pool"), gpu("activation")
+    y, argmax = pool.max_pool2d_forward(x, k, s, p)
+    got_y, got_argmax = cuda_pool.max_pool2d_forward(x, k, s, p)
+    equal(got_y, y)
+    equal(got_argmax, argmax)
+    gy = rng.standard_normal(y.shape).astype(x.dtype)
+    close(cuda_pool.max_pool2d_backward(gy, argmax, x.shape), pool.max_pool2d_backward(gy, argmax, x.shape))
+    equal(cuda_pool.avg_pool2d_forward(x, k, s, p), pool.avg_pool2d_forward(x, k, s, p))
+    equal(cuda_pool.avg_pool2d_backward(gy, x.shape, k, s, p), pool.avg_pool2d_backward(gy, x.shape, k, s, p))
+    r = activation.relu_forward(x)
+    equal(cuda_relu.relu_forward(x), r)
+    g = rng.standard_normal(x.shape).astype(x.dtype)
+    equal(cuda_relu.relu_backward(g, r), activation.relu_backward(g, r))
+
+
+@st.composite
+def distances(draw):
+    """(x [B, n], w [m, n], gy [B, m]): small integers (many ties for the argmax) or continuous values."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    batch, m, n = draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.integers(1, 9))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        x, w = rng.integers(-3, 4, (batch, n)), rng.integers(-3, 4, (m, n))
+    else:
+        x, w = rng.standard_normal((batch, n)), rng.standard_normal((m, n))
+    return x.astype(dtype), w.astype(dtype), rng.standard_normal((batch, m)).astype(dtype)
+
+
+@needs_cuda
+@FEW
+@given(problem=distances(), p=st.sampled_from([1.0, 2.0, 2.5, 8.0]))
+def test_linf_and_lp_dist_match_the_cpu(problem, p):
+    x, w, gy = problem
+    kernels = gpu("linf_dist")
+    y, index = linf_dist.linf_dist_forward(x, w)
+    got_y, got_index = kernels.linf_dist_forward(x, w)
+    equal(got_y, y)
+    equal(got_index, index)
+    for got, want in zip(kernels.linf_dist_backward(gy, x, w, index), linf_dist.linf_dist_backward(gy, x, w, index),
+                         strict=True):
+        equal(got, want)
+    y_p = linf_dist.lp_dist_forward(x, w, p)
+    np.testing.assert_allclose(kernels.lp_dist_forward(x, w, p), y_p, **LP_CLOSE[x.dtype.type])
+    for got, want in zip(kernels.lp_dist_backward(gy, x, w, y_p, p), linf_dist.lp_dist_backward(gy, x, w, y_p, p),
+                         strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, **LP_CLOSE[x.dtype.type])
+    radius = x.dtype.type(0.5)
+    for got, want in zip(kernels.interval_bounds(x - radius, x + radius, w),
+                         linf_dist.interval_bounds(x - radius, x + radius, w), strict=True):
+        equal(got, want)
+
+
+@needs_cuda
+@FEW
+@given(dtype=st.sampled_from([np.float32, np.float64]), shape=st.sampled_from([(1, 1), (2, 5), (3, 2, 7), (2, 40)]),
+       seed=st.integers(0, 2**32 - 1))
+def test_attack_steps_and_projections_match_the_cpu(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.random(shape).astype(dtype)
+    x_adv = np.clip(x + 0.3 * rng.standard_normal(shape), -0.2, 1.2).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    steps = 0.2 * rng.random(shape[0])
+    kernels = gpu("attack")
+    equal(kernels.linf_step(x_adv, g, x, steps, 0.1, 0, 1), attack.linf_step(x_adv, g, x, steps, 0.1, 0, 1))
+    equal(kernels.linf_project(x_adv, x, 0.1, 0, 1), attack.linf_project(x_adv, x, 0.1, 0, 1))
+    close(kernels.l2_step(x_adv, g, x, steps, 0.5, 0, 1), attack.l2_step(x_adv, g, x, steps, 0.5, 0, 1))
+    close(kernels.l2_project(x_adv, x, 0.5, 0, 1), attack.l2_project(x_adv, x, 0.5, 0, 1))
+
+
+@needs_cuda
+@FEW
+@given(dtype=st.sampled_from([np.float32, np.float64]),
+       shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
+       stride=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_exact_conv_norm_sums_match_the_cpu(dtype, shape, stride, seed):
+    w = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    kernels = gpu("norms")
+    np.testing.assert_allclose(kernels.conv_l1_class_sums(w, stride), norms.conv_l1_class_sums(w, stride), rtol=1e-12)
+    np.testing.assert_allclose(kernels.conv_linf_filter_sums(w), norms.conv_linf_filter_sums(w), rtol=1e-12)
+
+
+@needs_cuda
+def test_device_arrays_stay_on_the_device():
+    """Device arrays in give device arrays out, so a forward and its backward chain on the GPU; the values equal
+    those of the host-array calls."""
+    from numba import cuda
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 7)).astype(np.float32), rng.standard_normal((5, 7)).astype(np.float32)
+    gy = rng.standard_normal((3, 5)).astype(np.float32)
+    kernels = gpu("linf_dist")
+    y, index = kernels.linf_dist_forward(cuda.to_device(x), cuda.to_device(w))
+    assert hasattr(y, "copy_to_host") and hasattr(index, "copy_to_host")
+    gx, gw = kernels.linf_dist_backward(cuda.to_device(gy), cuda.to_device(x), cuda.to_device(w), index)
+    assert hasattr(gx, "copy_to_host")
+    want_y, want_index = kernels.linf_dist_forward(x, w)
+    assert isinstance(want_y, np.ndarray)
+    equal(y.copy_to_host(), want_y)
+    for got, want in zip((gx, gw), kernels.linf_dist_backward(gy, x, w, want_index), strict=True):
+        equal(got.copy_to_host(), want)
+
+
+@needs_cuda
+def test_cuda_backend_runs_the_ops():
+    """With the cuda backend chosen, a conv + max-pool + relu + l-inf-dist model's forward and backward go through
+    the CUDA kernels and agree with the numba backend."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 2, 3, 3))
+    v = rng.standard_normal((3, 8))
+
+    def run(backend):
+        with use_backend(backend):
+            xt, wt, vt = (sn.Tensor(a, requires_grad=True) for a in (x, w, v))
+            h = sn.functional.relu(sn.functional.max_pool2d(sn.functional.conv2d(xt, wt, padding=1), 2))
+            out = sn.functional.linf_dist(h.reshape(1, 8), vt)
+            out.sum().backward()
+            return [out.numpy(), xt.grad, wt.grad, vt.grad]
+
+    for got, want in zip(run("cuda"), run("numba"), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+CHOOSE_CUDA = """
+import sys
+sys.modules["numba.cuda"] = None  # as if numba-cuda were not installed
+import scratchnet as sn
+try:
+    sn.backend.set_backend("cuda")
+except sn.backend.BackendUnavailable as error:
+    print("MISSING:", error)
+del sys.modules["numba.cuda"]
+sn.backend.cuda_problem.cache_clear()
+assert "numba.cuda" not in sys.modules, "importing scratchnet imported numba.cuda"
+try:
+    sn.backend.set_backend("cuda")
+    print("GPU")
+except sn.backend.BackendUnavailable as error:
+    print("NO GPU:", error)
+"""
+
+
+def test_choosing_cuda_without_gpu_or_simulator_says_how_to_fix_it():
+    """In a fresh interpreter without the simulator: scratchnet imports, and choosing cuda fails with a message that
+    names the fix, both when numba.cuda is missing and when no GPU is present."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    done = subprocess.run([sys.executable, "-c", CHOOSE_CUDA], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "MISSING:" in done.stdout and "pip install numba-cuda" in done.stdout, done.stdout
+    if "GPU\n" in done.stdout and "NO GPU" not in done.stdout:
+        pytest.skip("a real CUDA GPU is present, so choosing cuda succeeds (the missing-numba.cuda error was checked)")
+    assert "NO GPU:" in done.stdout, done.stdout
+    assert "NUMBA_ENABLE_CUDASIM=1" in done.stdout and "'numba'" in done.stdout, done.stdout
+
+
+def test_unknown_backend_is_a_value_error():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        sn.backend.set_backend("opencl")

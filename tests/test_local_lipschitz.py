@@ -1,0 +1,53 @@
+"""Huang et al.'s local Lipschitz metric, the l-inf -> l1 norm of a matrix, and the residual layer-norm bound."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchnet import nn
+from scratchnet.backend import use_backend
+from scratchnet.lipschitz import linf_to_l1_norm, lipschitz_bound_factors, local_lipschitz, residual_lipschitz_bound
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 4))
+def test_local_lipschitz_of_a_linear_map_is_its_ratio(seed, dim, classes):
+    model = nn.models.mlp([dim, classes], seed=seed).to(np.float64)
+    rng = np.random.default_rng(seed)
+    x = rng.random((5, dim))
+    x_adv = x + rng.uniform(-0.1, 0.1, x.shape)
+    w = model[1].weight.data
+    expected = np.abs((x - x_adv) @ w.T).sum(axis=1) / np.abs(x - x_adv).max(axis=1)
+    assert local_lipschitz(model, x, x_adv, batch_size=2) == pytest.approx(expected.mean(), rel=1e-12)
+
+
+def test_local_lipschitz_refuses_unperturbed_examples():
+    model = nn.models.mlp([2, 2], seed=0)
+    x = np.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError, match="x_adv must differ"):
+        local_lipschitz(model, x, x)
+    with pytest.raises(ValueError, match="same shape"):
+        local_lipschitz(model, x, x[:1])
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.integers(1, 6))
+def test_linf_to_l1_norm_is_the_max_over_the_cube_vertices(seed, rows, cols):
+    w = np.random.default_rng(seed).standard_normal((rows, cols))
+    vertices = np.array(list(itertools.product((-1.0, 1.0), repeat=cols)))
+    assert linf_to_l1_norm(w) == pytest.approx(np.abs(vertices @ w.T).sum(axis=1).max(), rel=1e-12)
+    assert linf_to_l1_norm(w) <= np.abs(w).sum() + 1e-12
+
+
+def test_bound_factors_follow_the_blocks():
+    model = nn.WideResNet((2, 1, 1), (1, 1, 1), in_channels=1, base_channels=4, rng=0)
+    factors = lipschitz_bound_factors(model, (1, 8, 8))
+    assert [name for name, _ in factors] == ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "head"]
+    assert factors[2][1] > 1  # an identity block: 1 + the residual branch's bound
+    with use_backend("numpy"):
+        assert residual_lipschitz_bound(model, (1, 8, 8)) == pytest.approx(np.prod([f for _, f in factors]))
+    with pytest.raises(TypeError, match="WideResNet"):
+        lipschitz_bound_factors(nn.models.mlp([2, 2]), (2,))
