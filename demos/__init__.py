@@ -2,11 +2,11 @@
 
 # name -> module; each module defines DESCRIPTION, add_arguments(parser) and run(args, report)
 DEMOS = {
-    "feature_purification": "demos.feature_purification",
     "mnist_cnn": "demos.mnist_cnn",
-    "layer_norms": "demos.layer_norms",
     "adversarial_training": "demos.adversarial_training",
-    "linf_dist_net": "demos.linf_dist_net",
+    "layer_norms": "demos.layer_norms",
     "width_depth": "demos.width_depth",
     "adversarial_smoothness": "demos.adversarial_smoothness",
+    "feature_purification": "demos.feature_purification",
+    "linf_dist_net": "demos.linf_dist_net",
 }
