@@ -13,7 +13,7 @@ from functools import partial
 import numpy as np
 
 import scratchnet as sn
-from demos.report import markdown_table, plt, training_curves
+from demos.report import choose, markdown_table, plt, training_curves
 from scratchnet import attacks, objectives
 
 DESCRIPTION = "the MNIST CNN trained plain, PGD-AT, TRADES, ALP and MART at eps 0.3, under four attacks"
@@ -86,10 +86,7 @@ def _robustness_curve(model, x, y, epsilons, steps, seed):
 
 
 def run(args, report) -> None:
-    names = [n.strip() for n in args.frameworks.split(",") if n.strip()]
-    unknown = [n for n in names if n not in FRAMEWORKS]
-    if unknown:
-        raise SystemExit(f"unknown frameworks {unknown}; choose from {list(FRAMEWORKS)}")
+    names = choose(args.frameworks, FRAMEWORKS, "frameworks")
     train, test = sn.data.mnist()
     if args.quick:
         rng = np.random.default_rng(args.seed)

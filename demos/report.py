@@ -106,3 +106,12 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", rule]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def choose(listed: str, known, what: str) -> list[str]:
+    """The names in the comma-separated `listed`, each checked against `known` (an unknown one ends the run)."""
+    names = [name.strip() for name in listed.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what} {unknown}; choose from {list(known)}")
+    return names

@@ -21,7 +21,7 @@ from functools import partial
 import numpy as np
 
 import scratchnet as sn
-from demos.report import markdown_table, plt
+from demos.report import choose, markdown_table, plt
 from scratchnet import attacks, objectives
 from scratchnet.lipschitz import local_lipschitz, residual_lipschitz_bound
 
@@ -86,10 +86,7 @@ def _evaluate(model, x, y, args, seed) -> dict:
 
 
 def run(args, report) -> None:
-    names = [n.strip() for n in args.arms.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ARMS]
-    if unknown:
-        raise SystemExit(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    names = choose(args.arms, ARMS, "arms")
     train, test = sn.data.fashion_mnist()
     if args.quick:
         args.seeds, args.train_size, args.epochs, args.eval_size, args.eval_steps = 2, 128, 1, 32, 3

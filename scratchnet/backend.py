@@ -14,7 +14,7 @@ import importlib
 import os
 
 BACKENDS = {
-    "numpy": ("scratchnet.kernels.reference", "scratchnet.kernels.reference.linf_dist"),
+    "numpy": ("scratchnet.kernels.reference",),
     "numba": (
         "scratchnet.kernels.conv",
         "scratchnet.kernels.pool",
