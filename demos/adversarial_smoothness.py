@@ -292,16 +292,17 @@ def verdict(gain, pgd_name, args, train_size) -> str:
     outcomes = []
     for what in ("robust", "clean"):
         mean, sd = gain[what].mean(), gain[what].std(ddof=1) if n > 1 else np.nan
-        outcomes.append("cannot be judged with one seed" if n == 1 else "helped" if mean > sd else "hurt"
-                        if mean < -sd else "made no difference larger than the seed spread")
+        outcomes.append(f"cannot be judged on {what} accuracy with one seed" if n == 1 else
+                        f"helped {what} accuracy" if mean > sd else f"hurt {what} accuracy" if mean < -sd else
+                        f"changed {what} accuracy by less than the seed spread")
         lines.append(f"At our scale ({train_size} images, {args.epochs} SGD-epochs of gradient evaluations, eps "
-                     f"{args.eps}), the effect of Entropy-SGD on {what} accuracy {outcomes[-1]}.")
+                     f"{args.eps}), Entropy-SGD {outcomes[-1]}.")
     lines.append(
         "The papers: Kanai et al.'s abstract claims that Entropy-SGD smooths the non-smooth adversarial loss and "
         "improves the performance of adversarial training; their datasets, models, hyperparameters and numbers were "
         "not available to us (spec B6), so none is quoted beside ours. Chaudhari et al. proposed Entropy-SGD for "
         "plain training and report generalization comparable to or better than SGD with L = 20. "
-        + ("We agree with Kanai et al. at our scale." if outcomes[0] == "helped" else
+        + ("We agree with Kanai et al. at our scale." if outcomes[0].startswith("helped") else
            "One seed cannot test their claim." if n == 1 else
            f"We do not reproduce the gain at our scale (equal gradient budget, L = {args.L}, eps {args.eps}): "
            "this says that here the smoothing does not pay for the L-fold fewer outer steps, not that the paper's "

@@ -15,6 +15,8 @@ Sections of the spec:
        the clean phase then the adversarial phase (`purify`).
     3  the metrics: dictionary coefficients, purity, residual fraction, dense alignment, the principle checks
        and the direction of the removed part (`coefficients` ... `removed_direction`), tracked in `purify`'s history.
+    5  the image-scale imitation: the same checks for any layer of a deep network (`layer_change`) and the
+       roughness of conv filters (`roughness`; the paper finds adversarially trained features smoother).
     4  the linear classifiers of the lower bound (`linear_network`, FGM training of it is exact robust training)
        and the ideal sparse network f* (`ideal_network`).
 
@@ -276,6 +278,43 @@ def comparison_metrics(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarra
     return {**{name: float(np.median(value)) for name, value in checks.items()},
             "removed_alignment": float(abs(direction @ data.dense_direction)),
             "removed_top_share": float(sigma[0] / sigma.sum())}
+
+
+def effective_rank(A: np.ndarray) -> float:
+    """The participation ratio (sum sigma^2)^2 / sum sigma^4 of A's singular values: 1 for a rank-one matrix,
+    min(A.shape) when all singular values are equal."""
+    energy = np.linalg.svd(A, compute_uv=False) ** 2
+    return float(energy.sum() ** 2 / np.sum(energy ** 2))
+
+
+def layer_change(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """The principle's checks for one layer of a deep network (spec section 5, the image-scale imitation): each row
+    is a unit's incoming weights (a conv filter flattened). Medians of cos(w_clean, w_adv), cos(w_clean, w_init),
+    cos(w_adv, w_init) and of ||beta w'|| / ||v||; the effective rank of the removed part V (see `decomposition`)
+    beside that of the clean phase's own change W_clean - W_init and of a Gaussian matrix of the same shape (the
+    rank an unstructured change would have), and the top singular value's share of V's energy."""
+    W_init, W_clean, W_adv = (np.asarray(W, np.float64).reshape(len(W), -1) for W in (W_init, W_clean, W_adv))
+    checks = principle(W_init, W_clean, W_adv)
+    V = decomposition(W_clean, W_adv)[1]
+    energy = np.linalg.svd(V, compute_uv=False) ** 2
+    gaussian = np.random.default_rng(seed).standard_normal(V.shape)
+    return {"cos_clean_adv": float(np.median(checks["cos_clean_adv"])),
+            "cos_clean_init": float(np.median(checks["cos_clean_init"])),
+            "cos_adv_init": float(np.median(checks["cos_adv_init"])),
+            "ratio": float(np.median(checks["ratio"])),
+            "removed_effective_rank": effective_rank(V),
+            "clean_change_effective_rank": effective_rank(W_clean - W_init),
+            "gaussian_effective_rank": effective_rank(gaussian), "full_rank": min(V.shape),
+            "removed_top_share": float(energy[0] / energy.sum())}
+
+
+def roughness(filters: np.ndarray) -> np.ndarray:
+    """Per filter [out, in, k, k]: the energy of the differences between neighbouring taps (both directions) over
+    four times the filter's energy. 0 for a constant filter, (k - 1) / k for white noise, twice that (the most)
+    for a checkerboard."""
+    f = np.asarray(filters, np.float64)
+    dx, dy = np.diff(f, axis=-1), np.diff(f, axis=-2)
+    return (np.sum(dx ** 2, axis=(1, 2, 3)) + np.sum(dy ** 2, axis=(1, 2, 3))) / (4 * np.sum(f ** 2, axis=(1, 2, 3)))
 
 
 # ---------------------------------------------------------------------------------------------- the experiment

@@ -216,3 +216,41 @@ def test_the_removed_direction_recovers_a_planted_rank_one_mixture():
     np.testing.assert_allclose(V_back, V, atol=1e-12)
     assert abs(direction @ u) > 0.9
     assert sigma[0] > 3 * sigma[1]
+
+
+@settings(deadline=None, max_examples=25)
+@given(st.integers(2, 12), st.integers(2, 12), st.integers(0, 2**32 - 1))
+def test_effective_rank_is_one_for_rank_one_and_full_for_orthogonal_rows(rows, columns, seed):
+    rng = np.random.default_rng(seed)
+    outer = np.outer(rng.uniform(1, 2, rows), rng.uniform(1, 2, columns))
+    assert P.effective_rank(outer) == pytest.approx(1.0)
+    n = min(rows, columns)
+    assert P.effective_rank(3.0 * np.eye(n)) == pytest.approx(n)
+    assert 1.0 <= P.effective_rank(rng.standard_normal((rows, columns))) <= n + 1e-9
+
+
+def test_layer_change_sees_a_planted_rank_one_change_in_conv_filters():
+    rng = np.random.default_rng(5)
+    W_init = rng.standard_normal((32, 4, 3, 3))
+    W_adv = W_init + 3 * rng.standard_normal(W_init.shape)
+    u = rng.standard_normal(W_init[0].size)
+    V = rng.uniform(0.5, 1.0, (32, 1)) * u
+    V -= np.sum(V * W_adv.reshape(32, -1), axis=1, keepdims=True) / np.sum(
+        W_adv.reshape(32, -1) ** 2, axis=1, keepdims=True) * W_adv.reshape(32, -1)  # orthogonal to each w'
+    W_clean = W_adv + V.reshape(W_adv.shape)
+    change = P.layer_change(W_init, W_clean, W_adv)
+    assert change["removed_effective_rank"] < 1.5 < 0.5 * change["gaussian_effective_rank"]
+    assert change["removed_top_share"] > 0.8
+    assert change["full_rank"] == 32
+    same = P.layer_change(W_init, W_adv, W_adv)
+    assert same["cos_clean_adv"] == pytest.approx(1.0)
+    assert same["cos_clean_init"] == pytest.approx(same["cos_adv_init"])
+
+
+def test_roughness_orders_constant_noise_and_checkerboard_filters():
+    constant = np.ones((1, 1, 5, 5))
+    checkerboard = (-1.0) ** np.add.outer(np.arange(5), np.arange(5))[None, None]
+    noise = np.random.default_rng(6).standard_normal((200, 3, 5, 5))
+    assert P.roughness(constant) == pytest.approx([0.0])
+    assert P.roughness(checkerboard) == pytest.approx([1.6])  # 2 (k - 1) / k at k = 5
+    assert np.median(P.roughness(noise)) == pytest.approx(0.8, abs=0.1)
