@@ -17,12 +17,17 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
   The backward is sparse: one scatter per output, parallel over rows of x for gx and over rows of w for gw, so
   no two threads ever write the same row and there is no [B, m, n] intermediate.
 - lp: every term is scaled by the l-inf distance M = max_j |d_j| (the forward above), so (|d_j| / M)^p <= 1 and
-  the sum cannot overflow; the gradient's base |d_j| / y is <= 1 as well. An integer power below 2^POWER_BITS is
-  a straight-line chain of squarings that vectorizes; any other p calls libm's pow (about 8x slower, which is
-  why the training p schedule rounds p). The backward computes each power once for both gradients: parallel over
-  rows of w, with a private copy of gx per thread. The sums are reassociated (FASTMATH) so that they vectorize:
-  results match the reference up to rounding; inf and NaN still propagate.
+  the sum cannot overflow; the gradient's base |d_j| / y is <= 1 as well. An integer exponent below
+  2^POWER_BITS is compiled into the kernel (one kernel per exponent, built on first use): the power becomes the
+  few squarings it needs, straight-line code that vectorizes; any other p calls libm's pow (about 8x slower,
+  which is why the training p schedule rounds p to powers of two). Bases whose power would be subnormal are set
+  to 0 first (subnormal arithmetic is slow). One row of x is reduced against four rows of w at a time. The
+  backward computes each power once for both gradients: parallel over blocks of four rows of w, with a private
+  copy of gx per thread. The sums are reassociated (FASTMATH) so that they vectorize: results match the
+  reference up to rounding; NaN still propagates.
 """
+
+import functools
 
 import numpy as np
 from numba import get_num_threads, get_thread_id, njit, prange, types
@@ -35,6 +40,8 @@ CHUNK = 64
 W_BYTES = 256 * 1024
 # Integer exponents below 2**POWER_BITS (p up to 2047) use the multiplication chain.
 POWER_BITS = 11
+# float32 constants: in float64 code they widen, in float32 code they keep the arithmetic in float32
+ZERO, ONE = np.float32(0), np.float32(1)
 FASTMATH = {"reassoc", "contract"}
 
 
@@ -160,39 +167,87 @@ def linf_dist_backward(gy, x, w, index):
 # ---------------------------------------------------------------------------------------------------- lp
 
 
+def _floor(q, dtype):
+    """The smallest base t whose power t^q is a normal number of `dtype` (0 for q = 0)."""
+    if q == 0:
+        return dtype(0)
+    return np.nextafter(dtype(np.finfo(dtype).tiny ** (1.0 / q)), dtype(1))
+
+
+@functools.cache
+def _power_function(k):
+    """An inlined Numba function power(t, q, floor) = t^q for 0 <= t <= 1.
+
+    k is q as an integer below 2**POWER_BITS, frozen into the compiled code: the unrolled binary exponentiation
+    then folds to exactly the squarings and multiplies that k needs (3 squarings for q = 8), branch-free, and the
+    loop around it vectorizes. k = None uses libm's pow with the run-time q (about 8x slower). Bases below `floor`
+    become 0: their power would be subnormal (under 1e-38 of the largest term, which is 1), and subnormal
+    arithmetic is slow on x86. NaN passes through (the comparison is false for NaN)."""
+    if k is None:
+
+        @njit(inline="always")
+        def power(t, q, floor):
+            return ZERO if t < floor else t**q
+
+        return power
+
+    @njit(inline="always")
+    def power(t, q, floor):
+        t = ZERO if t < floor else t
+        r = ONE
+        for bit in range(POWER_BITS):
+            if (k >> bit) & 1:
+                r *= t
+            t *= t
+        return r
+
+    return power
+
+
+def _exponent(q):
+    """q as the integer that `_power_function` specializes on, or None when q is not an integer below
+    2**POWER_BITS. Each integer compiles its own kernels (about a second each, once per process): the training
+    p schedule rounds p to powers of two, so a run compiles a handful."""
+    return int(q) if float(q).is_integer() and q < 2**POWER_BITS else None
+
+
 @njit(cache=True, inline="always")
-def _power(t, p, k, one):
-    """t^p for 0 <= t <= 1 (`one` is 1 in t's dtype). For an integer exponent k >= 0 (k = -1 otherwise), binary
-    exponentiation unrolled over POWER_BITS bits: branch-free multiplies that vectorize; t^(2^bit) only underflows
-    towards 0."""
-    if k < 0:
-        return t**p
-    r = one
-    for bit in range(POWER_BITS):
-        if (k >> bit) & 1:
-            r *= t
-        t *= t
-    return r
+def _inverse(top):
+    return ONE / top if top > 0 else ZERO * top
 
 
-def _exponent(p):
-    """p as the integer that `_power` expects, or -1 when p is not an integer below 2**POWER_BITS."""
-    return int(p) if float(p).is_integer() and p < 2**POWER_BITS else -1
+@functools.cache
+def _lp_forward_kernel(k):
+    power = _power_function(k)
 
+    @njit(inline="always")
+    def block(x0, w0, w1, w2, w3, s0, s1, s2, s3, p, floor, n):
+        """sum_j (|x0[j] - w_c[j]| s_c)^p for four rows of w: four vectorized reductions over one loop."""
+        a0 = a1 = a2 = a3 = ZERO * s0
+        for j in range(n):
+            u = x0[j]
+            a0 += power(np.abs(u - w0[j]) * s0, p, floor)
+            a1 += power(np.abs(u - w1[j]) * s1, p, floor)
+            a2 += power(np.abs(u - w2[j]) * s2, p, floor)
+            a3 += power(np.abs(u - w3[j]) * s3, p, floor)
+        return a0, a1, a2, a3
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _lp_forward(x, w, p, k, y):
-    """On entry y holds the row max M; on exit M (sum_j (|d_j| / M)^p)^(1/p)."""
-    one = x.dtype.type(1)
-    for b in prange(x.shape[0]):
-        for i in range(w.shape[0]):
-            top = y[b, i]
-            if top > 0:
-                scale = one / top
-                total = top - top
-                for j in range(x.shape[1]):
-                    total += _power(np.abs(x[b, j] - w[i, j]) * scale, p, k, one)
-                y[b, i] = top * total ** (one / p)
+    @njit(parallel=True, fastmath=FASTMATH)
+    def kernel(x, w, p, floor, y):
+        """On entry y holds the l-inf distance M; on exit M (sum_j (|d_j| / M)^p)^(1/p). A block past the last
+        row of w repeats that row and writes the same value twice."""
+        m, n = w.shape
+        one = x.dtype.type(1)
+        for b in prange(x.shape[0]):
+            for i0 in range(0, m, 4):
+                i1, i2, i3 = min(i0 + 1, m - 1), min(i0 + 2, m - 1), min(i0 + 3, m - 1)
+                t0, t1, t2, t3 = y[b, i0], y[b, i1], y[b, i2], y[b, i3]
+                a0, a1, a2, a3 = block(x[b], w[i0], w[i1], w[i2], w[i3], _inverse(t0), _inverse(t1),
+                                       _inverse(t2), _inverse(t3), p, floor, n)
+                y[b, i0], y[b, i1] = t0 * a0 ** (one / p), t1 * a1 ** (one / p)
+                y[b, i2], y[b, i3] = t2 * a2 ** (one / p), t3 * a3 ** (one / p)
+
+    return kernel
 
 
 def lp_dist_forward(x, w, p):
@@ -200,30 +255,58 @@ def lp_dist_forward(x, w, p):
     x, w = _check(x, w)
     assert p >= 1, p
     y, _ = linf_dist_forward(x, w)
-    _lp_forward(x, w, x.dtype.type(p), _exponent(p), y)
+    dtype = x.dtype.type
+    _lp_forward_kernel(_exponent(p))(x, w, dtype(p), _floor(p, dtype), y)
     return y
 
 
 @njit(cache=True, inline="always")
-def _lp_gradient(d, g, inverse, q, k, one):
-    """g sign(d) (|d| / y)^(p - 1), given inverse = 1 / y and q = p - 1 (k: q as an integer, see `_power`)."""
-    return g * np.sign(d) * _power(np.abs(d) * inverse, q, k, one)
+def _coefficients(gy, y, b, i, valid):
+    """(1 / y, gy) of output (b, i), or (0, 0) for an output that passes no gradient: y = 0 or not `valid`."""
+    if valid and y[b, i] > 0:
+        return ONE / y[b, i], gy[b, i]
+    return ZERO * y[b, i], ZERO * gy[b, i]
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _lp_backward(gy, x, w, y, q, k, gx_parts, gw):
-    """One pass over (i, b, j) computes each term once and adds it to gw (row i belongs to this iteration of the
-    parallel loop) and to gx_parts[thread] (a private copy of gx per thread, summed by the caller)."""
-    one = x.dtype.type(1)
-    for i in prange(w.shape[0]):
-        gx = gx_parts[get_thread_id()]
-        for b in range(x.shape[0]):
-            if y[b, i] > 0:
-                inverse = one / y[b, i]
-                for j in range(x.shape[1]):
-                    term = _lp_gradient(x[b, j] - w[i, j], gy[b, i], inverse, q, k, one)
-                    gx[b, j] += term
-                    gw[i, j] -= term
+@functools.cache
+def _lp_backward_kernel(k):
+    power = _power_function(k)
+
+    @njit(inline="always")
+    def term(d, s, c, q, floor):
+        return c * np.sign(d) * power(np.abs(d) * s, q, floor)
+
+    @njit(inline="always")
+    def rows(x0, gx0, w0, w1, w2, w3, gw0, gw1, gw2, gw3, s0, s1, s2, s3, c0, c1, c2, c3, q, floor, n):
+        """Adds one row of x's terms against four rows of w to gx0 and subtracts them from gw0..gw3."""
+        for j in range(n):
+            u = x0[j]
+            t0, t1 = term(u - w0[j], s0, c0, q, floor), term(u - w1[j], s1, c1, q, floor)
+            t2, t3 = term(u - w2[j], s2, c2, q, floor), term(u - w3[j], s3, c3, q, floor)
+            gx0[j] += (t0 + t1) + (t2 + t3)
+            gw0[j] -= t0
+            gw1[j] -= t1
+            gw2[j] -= t2
+            gw3[j] -= t3
+
+    @njit(parallel=True, fastmath=FASTMATH)
+    def kernel(gy, x, w, y, q, floor, gx_parts, gw):
+        """Parallel over blocks of four rows of w (each block's gw rows belong to one thread), with a private
+        gx_parts[thread]. A block past the last row repeats that row with zero coefficients."""
+        m, n = w.shape
+        for block in prange((m + 3) // 4):
+            i0 = 4 * block
+            i1, i2, i3 = min(i0 + 1, m - 1), min(i0 + 2, m - 1), min(i0 + 3, m - 1)
+            gx = gx_parts[get_thread_id()]
+            for b in range(x.shape[0]):
+                s0, c0 = _coefficients(gy, y, b, i0, True)
+                s1, c1 = _coefficients(gy, y, b, i1, i0 + 1 < m)
+                s2, c2 = _coefficients(gy, y, b, i2, i0 + 2 < m)
+                s3, c3 = _coefficients(gy, y, b, i3, i0 + 3 < m)
+                rows(x[b], gx[b], w[i0], w[i1], w[i2], w[i3], gw[i0], gw[i1], gw[i2], gw[i3],
+                     s0, s1, s2, s3, c0, c1, c2, c3, q, floor, n)
+
+    return kernel
 
 
 def lp_dist_backward(gy, x, w, y, p):
@@ -235,7 +318,8 @@ def lp_dist_backward(gy, x, w, y, p):
     gy, y = np.ascontiguousarray(gy, x.dtype), np.ascontiguousarray(y, x.dtype)
     assert gy.shape == y.shape == (x.shape[0], w.shape[0]), (gy.shape, y.shape, x.shape, w.shape)
     gx_parts, gw = np.zeros((get_num_threads(), *x.shape), x.dtype), np.zeros_like(w)
-    _lp_backward(gy, x, w, y, x.dtype.type(p - 1), _exponent(p - 1), gx_parts, gw)
+    dtype = x.dtype.type
+    _lp_backward_kernel(_exponent(p - 1))(gy, x, w, y, dtype(p - 1), _floor(p - 1, dtype), gx_parts, gw)
     return gx_parts.sum(axis=0), gw
 
 
