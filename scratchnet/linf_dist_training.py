@@ -43,7 +43,8 @@ class PSchedule:
     With `power_of_two` (the default) p is rounded to the nearest power of two in log scale (8, 16, ..., 1024),
     as the prototype in shared/specs/linf-dist-nets.md section 8 did: the lp kernels compile each integer
     exponent into a short chain of squarings that vectorizes (one compilation per distinct p), while any other p
-    costs a libm `pow` per term (about 8x slower on the CPU). p then grows in 7 steps instead of continuously."""
+    costs a libm `pow` per term (about 50x slower than p = 8 on the CPU). p then grows in 7 doublings instead of
+    continuously."""
 
     start: float
     end: float

@@ -91,6 +91,20 @@ def test_lp_is_finite_for_huge_p_and_values(dtype, p):
     assert np.abs(gx).max() <= 4 * rounding and np.abs(gw).max() <= 3 * rounding
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [2.5, 8.0, 1000.0])
+def test_lp_propagates_nan_to_exactly_the_outputs_that_read_it(dtype, p):
+    """The subnormal flush compares bases with a floor; a NaN base must not be flushed to 0."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 10)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)
+    x[1, 4] = np.nan
+    y = linf_dist.lp_dist_forward(x, w, p)
+    np.testing.assert_array_equal(np.isnan(y), np.arange(3)[:, None] == 1 + np.zeros((1, 6)))
+    gx, gw = linf_dist.lp_dist_backward(np.ones_like(y), x, w, y, p)
+    np.testing.assert_array_equal(np.isnan(gx).any(axis=1), [False, True, False])
+    assert np.isnan(gw).all(axis=0)[4]
+
+
 @pytest.mark.parametrize("p", [1.0, 2.5, 8.0])
 def test_lp_of_equal_vectors_is_zero_with_zero_gradient(p):
     x = np.arange(6.0).reshape(2, 3)

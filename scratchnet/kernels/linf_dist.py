@@ -19,12 +19,12 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
 - lp: every term is scaled by the l-inf distance M = max_j |d_j| (the forward above), so (|d_j| / M)^p <= 1 and
   the sum cannot overflow; the gradient's base |d_j| / y is <= 1 as well. An integer exponent below
   2^POWER_BITS is compiled into the kernel (one kernel per exponent, built on first use): the power becomes the
-  few squarings it needs, straight-line code that vectorizes; any other p calls libm's pow (about 8x slower,
-  which is why the training p schedule rounds p to powers of two). Bases whose power would be subnormal are set
-  to 0 first (subnormal arithmetic is slow). One row of x is reduced against four rows of w at a time. The
-  backward computes each power once for both gradients: parallel over blocks of four rows of w, with a private
-  copy of gx per thread. The sums are reassociated (FASTMATH) so that they vectorize: results match the
-  reference up to rounding; NaN still propagates.
+  few squarings it needs, straight-line code that vectorizes; any other p calls libm's pow (about 50x slower
+  than p = 8 here, which is why the training p schedule rounds p to powers of two). Bases whose power would be
+  subnormal are set to 0 first (subnormal arithmetic is slow). One row of x is reduced against four rows of w at
+  a time. The backward computes each power once for both gradients: parallel over blocks of four rows of w, with
+  a private copy of gx per thread. The sums are reassociated (FASTMATH) so that they vectorize: results match
+  the reference up to rounding; NaN still propagates.
 """
 
 import functools
@@ -180,7 +180,7 @@ def _power_function(k):
 
     k is q as an integer below 2**POWER_BITS, frozen into the compiled code: the unrolled binary exponentiation
     then folds to exactly the squarings and multiplies that k needs (3 squarings for q = 8), branch-free, and the
-    loop around it vectorizes. k = None uses libm's pow with the run-time q (about 8x slower). Bases below `floor`
+    loop around it vectorizes. k = None uses libm's pow with the run-time q (about 50x slower). Bases below `floor`
     become 0: their power would be subnormal (under 1e-38 of the largest term, which is 1), and subnormal
     arithmetic is slow on x86. NaN passes through (the comparison is false for NaN)."""
     if k is None:
@@ -206,7 +206,7 @@ def _power_function(k):
 
 def _exponent(q):
     """q as the integer that `_power_function` specializes on, or None when q is not an integer below
-    2**POWER_BITS. Each integer compiles its own kernels (about a second each, once per process): the training
+    2**POWER_BITS. Each integer compiles its own kernels (1-2 s each, once per process): the training
     p schedule rounds p to powers of two, so a run compiles a handful."""
     return int(q) if float(q).is_integer() and q < 2**POWER_BITS else None
 
@@ -237,15 +237,14 @@ def _lp_forward_kernel(k):
         """On entry y holds the l-inf distance M; on exit M (sum_j (|d_j| / M)^p)^(1/p). A block past the last
         row of w repeats that row and writes the same value twice."""
         m, n = w.shape
-        one = x.dtype.type(1)
         for b in prange(x.shape[0]):
             for i0 in range(0, m, 4):
                 i1, i2, i3 = min(i0 + 1, m - 1), min(i0 + 2, m - 1), min(i0 + 3, m - 1)
                 t0, t1, t2, t3 = y[b, i0], y[b, i1], y[b, i2], y[b, i3]
                 a0, a1, a2, a3 = block(x[b], w[i0], w[i1], w[i2], w[i3], _inverse(t0), _inverse(t1),
                                        _inverse(t2), _inverse(t3), p, floor, n)
-                y[b, i0], y[b, i1] = t0 * a0 ** (one / p), t1 * a1 ** (one / p)
-                y[b, i2], y[b, i3] = t2 * a2 ** (one / p), t3 * a3 ** (one / p)
+                y[b, i0], y[b, i1] = t0 * a0 ** (ONE / p), t1 * a1 ** (ONE / p)
+                y[b, i2], y[b, i3] = t2 * a2 ** (ONE / p), t3 * a3 ** (ONE / p)
 
     return kernel
 
