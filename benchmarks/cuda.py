@@ -5,19 +5,26 @@ In the rows, "ours" is the GPU kernel with its inputs and outputs resident on th
 copies), timed to the end of the GPU's work; "reference" is the Numba CPU kernel on the same data (so "vs
 reference" is the GPU's speed-up over this machine's CPU); "torch" is torch on the GPU (cudnn's conv, cdist).
 Shapes: the conv benchmark's first layer (N=128, 32 -> 64 channels, 3x3, 28x28, padding 1) and the l-inf-dist
-layer at the issue's GPU shape, x [512, 5120] and w [5120, 5120], float32. Without a GPU (or under the CUDA
-simulator, whose timings mean nothing) the module says so and returns no rows.
+layer at the issue's GPU shape, x [512, 5120] and w [5120, 5120], float32. The last rows time one training epoch
+of the l-inf-dist net (depth 5, hinge loss, Adam, batches of 512 on 4,096 MNIST-shaped images) at p = 8 and at
+p = inf: "ours" with backend cuda, "reference" with backend numba. The autograd keeps its arrays on the host, so
+every kernel call of the cuda backend copies its inputs to the GPU and its outputs back; the rows show what the
+GPU buys even so. Without a GPU (or under the CUDA simulator, whose timings mean nothing) the module says so and
+returns no rows.
 """
 
 import numpy as np
 
+import scratchnet as sn
 from benchmarks.timing import best_times, row
+from scratchnet import linf_dist_training as T
 from scratchnet.kernels import conv, linf_dist
 
 DESCRIPTION = "GPU (numba.cuda) kernels against the CPU kernels and torch on the GPU: conv2d, l-inf-dist"
 
 CONV = (128, 32, 64, 28, 3, 1, 1)  # N, C, F, side, kernel, stride, padding
 B, N, M = 512, 5120, 5120
+EPOCH_IMAGES, EPOCH_BATCH, EPOCH_DEPTH, EPOCH_WIDTHS = 4096, 512, 5, (1024, 5120)
 
 
 def _gpu_missing() -> str | None:
@@ -58,10 +65,16 @@ def _torch_gpu(torch):
 
 
 def _torch_timed(torch, fn):
+    """fn, then wait for the GPU; None (no torch column) if a first call fails, e.g. out of GPU memory."""
     def run():
         fn()
         torch.cuda.synchronize()
 
+    try:
+        run()
+    except RuntimeError as error:
+        print(f"torch variant dropped: {str(error).splitlines()[0]}", flush=True)
+        return None
     return run
 
 
@@ -141,10 +154,50 @@ def _linf_rows(repeat, torch):
     return rows
 
 
+def _epoch(width, p, backend):
+    """One epoch of the l-inf-dist net at a fixed p with `backend`'s kernels (a fresh net each call)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((EPOCH_IMAGES, 784), dtype=np.float32)
+    y = rng.integers(0, 10, EPOCH_IMAGES)
+
+    def epoch():
+        model = sn.nn.LinfDistNet(784, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0)
+        adam = sn.optim.Adam(model.parameters(), lr=0.02, betas=(0.9, 0.99), eps=1e-10)
+        objective = T.HingeLoss(0.3)
+        with sn.backend.use_backend(backend):
+            for i in range(0, EPOCH_IMAGES, EPOCH_BATCH):
+                loss, _ = objective(model, x[i:i + EPOCH_BATCH], y[i:i + EPOCH_BATCH], rng)
+                adam.zero_grad()
+                loss.backward()
+                adam.step()
+
+    return epoch
+
+
+def _epoch_rows(repeat):
+    rows = []
+    for width in EPOCH_WIDTHS:
+        for p in (8.0, float("inf")):
+            cpu = _epoch(width, p, "numba") if width <= 1024 else None  # the CPU's 5120 epoch takes minutes
+            times = best_times({"ours": _synchronized(_epoch(width, p, "cuda")), "reference": cpu},
+                               min(repeat, 2))
+            rows.append(row(f"gpu linf-dist net epoch, p = {p:g}",
+                            f"{EPOCH_IMAGES} images, depth {EPOCH_DEPTH}, width {width}, batch {EPOCH_BATCH}",
+                            times))
+    return rows
+
+
 def run(repeat: int, torch=None) -> list[dict]:
     missing = _gpu_missing()
     if missing is not None:
         print(f"cuda benchmark skipped: {missing}. It needs an NVIDIA GPU with numba-cuda.", flush=True)
         return []
     torch = _torch_gpu(torch)
-    return _conv_rows(repeat, torch) + _linf_rows(repeat, torch)
+    rows = []
+    for group in (lambda: _linf_rows(repeat, torch), lambda: _conv_rows(repeat, torch), lambda: _epoch_rows(repeat)):
+        for r in group():  # printed group by group: a GPU session may be cut off before the table
+            cpu, torch_ratio = r["ratio_vs_reference"] or float("nan"), r["ratio_vs_torch"] or float("nan")
+            print(f"  {r['name']}: ours {r['ours_s'] * 1e3:.2f} ms, GPU speed-up over the CPU {cpu:.1f}x, "
+                  f"over torch {torch_ratio:.2f}x", flush=True)
+            rows.append(r)
+    return rows

@@ -25,7 +25,8 @@ needs_cuda = pytest.mark.skipif(cuda_problem() is not None, reason=f"CUDA kernel
 # a tiny tolerance for sums the GPU adds in another order
 CLOSE = {np.float32: {"rtol": 1e-5, "atol": 1e-5}, np.float64: {"rtol": 1e-12, "atol": 1e-12}}
 LP_CLOSE = {np.float32: {"rtol": 2e-4, "atol": 1e-5}, np.float64: {"rtol": 1e-10, "atol": 1e-12}}
-FEW = settings(deadline=None, max_examples=6)
+# the simulator runs each GPU thread as a Python thread: few examples there, more on a real GPU
+FEW = settings(deadline=None, max_examples=6 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else 40)
 
 
 def gpu(family):

@@ -32,7 +32,7 @@ def _linf(x_adv, g, x, step_size, eps, lo, hi, signed, out):
     out[b, i] = min(max(v, lo), hi)
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, inline=True)
 def _block_sum(partial, value):
     """The sum of `value` over the block's threads, returned to every thread: a tree reduction in `partial`
     (shared, one slot per thread; the block size is a power of two)."""

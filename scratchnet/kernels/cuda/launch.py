@@ -17,6 +17,9 @@ from numba import config, cuda
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 TILE = 4 if SIMULATOR else 16  # side of the square thread blocks (and shared-memory tiles) of the tiled kernels
 THREADS = 32 if SIMULATOR else 256  # threads per block of the one-dimensional kernels
+# a shared tile's row padded by one entry, so that a warp reading a column hits distinct banks; a named constant
+# because a shared array's shape must be compile-time constants (the compiler does not fold TILE + 1 there)
+PADDED = TILE + 1
 
 
 def is_device(a) -> bool:

@@ -21,7 +21,17 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
 import numpy as np
 from numba import cuda
 
-from scratchnet.kernels.cuda.launch import THREADS, TILE, blocks, is_device, returned, specialized, to_device, zeros
+from scratchnet.kernels.cuda.launch import (
+    PADDED,
+    THREADS,
+    TILE,
+    blocks,
+    is_device,
+    returned,
+    specialized,
+    to_device,
+    zeros,
+)
 
 
 @cuda.jit(device=True, inline=True)
@@ -44,7 +54,7 @@ def _linf_forward(dtype):
         Thread layout: blocks of TILE x TILE threads on a ceil(m / TILE) x ceil(B / TILE) grid; thread (ty, tx) of
         block (bx, by) owns the output (b, i) = (by TILE + ty, bx TILE + tx)."""
         x_tile = cuda.shared.array((TILE, TILE), dtype)
-        w_tile = cuda.shared.array((TILE, TILE + 1), dtype)
+        w_tile = cuda.shared.array((TILE, PADDED), dtype)
         ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
         b0, i0, n = cuda.blockIdx.y * TILE, cuda.blockIdx.x * TILE, x.shape[1]
         best, at = dtype(-1), 0
@@ -71,7 +81,7 @@ def _lp_forward(dtype):
 
         Thread layout: as the l-inf forward, thread (ty, tx) of block (bx, by) owns (by TILE + ty, bx TILE + tx)."""
         x_tile = cuda.shared.array((TILE, TILE), dtype)
-        w_tile = cuda.shared.array((TILE, TILE + 1), dtype)
+        w_tile = cuda.shared.array((TILE, PADDED), dtype)
         ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
         b0, i0, n = cuda.blockIdx.y * TILE, cuda.blockIdx.x * TILE, x.shape[1]
         b, i = b0 + ty, i0 + tx
@@ -101,7 +111,7 @@ def _interval_bounds(dtype):
         Thread layout: as the l-inf forward, thread (ty, tx) of block (bx, by) owns (by TILE + ty, bx TILE + tx)."""
         lower_tile = cuda.shared.array((TILE, TILE), dtype)
         upper_tile = cuda.shared.array((TILE, TILE), dtype)
-        w_tile = cuda.shared.array((TILE, TILE + 1), dtype)
+        w_tile = cuda.shared.array((TILE, PADDED), dtype)
         ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
         b0, i0, n = cuda.blockIdx.y * TILE, cuda.blockIdx.x * TILE, w.shape[1]
         low = high = dtype(0)

@@ -68,8 +68,10 @@ def _max_unpool(gy, argmax, gx):
 
 
 @cuda.jit
-def _avg_pool(x, kernel, stride, padding, y):
-    """Thread layout: one thread per output value (n, c, i, j), flat, THREADS per block."""
+def _avg_pool(x, kernel, stride, padding, area, y):
+    """area = kernel^2 in x's dtype, so that the division rounds as the CPU kernel's does.
+
+    Thread layout: one thread per output value (n, c, i, j), flat, THREADS per block."""
     chans, h, w = x.shape[1], x.shape[2], x.shape[3]
     t = cuda.grid(1)
     if t >= y.size:
@@ -81,13 +83,14 @@ def _avg_pool(x, kernel, stride, padding, y):
     for r in range(r0, r1):
         for q in range(q0, q1):
             total += x[n, c, r, q]
-    y[n, c, i, j] = total / (kernel * kernel)
+    y[n, c, i, j] = total / area
 
 
 @cuda.jit
-def _avg_unpool(gy, kernel, stride, padding, gx):
+def _avg_unpool(gy, kernel, stride, padding, area, gx):
     """Thread layout: one thread per input pixel (n, c, r, q), flat, THREADS per block; it adds the share
-    gy / kernel^2 of every window that covers it."""
+    gy / area of every window that covers it (area = kernel^2 in gy's dtype: an integer divisor would make the
+    share a float64 and round it differently from the CPU)."""
     chans, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
     t = cuda.grid(1)
     if t >= gx.size:
@@ -98,7 +101,7 @@ def _avg_unpool(gy, kernel, stride, padding, gx):
     total = gx[n, c, r, q]  # gx comes zeroed: a zero of gx's dtype
     for i in range(i0, i1):
         for j in range(j0, j1):
-            total += gy[n, c, i, j] / (kernel * kernel)
+            total += gy[n, c, i, j] / area
     gx[n, c, r, q] = total
 
 
@@ -143,7 +146,7 @@ def avg_pool2d_forward(x, kernel, stride, padding):
     shape = _output_shape(tuple(x.shape), kernel, stride, padding)
     xd = to_device(x)
     y = zeros(shape, xd.dtype)
-    _avg_pool[blocks(y.size), THREADS](xd, kernel, stride, padding, y)
+    _avg_pool[blocks(y.size), THREADS](xd, kernel, stride, padding, xd.dtype.type(kernel * kernel), y)
     return returned(y, is_device(x))
 
 
@@ -154,5 +157,5 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, padding):
         raise ValueError(f"gy must have shape {shape}, got {tuple(gy.shape)}")
     gyd = to_device(gy)
     gx = zeros(tuple(x_shape), gyd.dtype)
-    _avg_unpool[blocks(gx.size), THREADS](gyd, kernel, stride, padding, gx)
+    _avg_unpool[blocks(gx.size), THREADS](gyd, kernel, stride, padding, gyd.dtype.type(kernel * kernel), gx)
     return returned(gx, is_device(gy))
