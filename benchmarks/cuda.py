@@ -7,10 +7,10 @@ reference" is the GPU's speed-up over this machine's CPU); "torch" is torch on t
 Shapes: the conv benchmark's first layer (N=128, 32 -> 64 channels, 3x3, 28x28, padding 1) and the l-inf-dist
 layer at the issue's GPU shape, x [512, 5120] and w [5120, 5120], float32. The last rows time one training epoch
 of the l-inf-dist net (depth 5, hinge loss, Adam, batches of 512 on 4,096 MNIST-shaped images) at p = 8 and at
-p = inf: "ours" with backend cuda, "reference" with backend numba. The autograd keeps its arrays on the host, so
-every kernel call of the cuda backend copies its inputs to the GPU and its outputs back; the rows show what the
-GPU buys even so. Without a GPU (or under the CUDA simulator, whose timings mean nothing) the module says so and
-returns no rows.
+p = inf, "reference" being the CPU (backend numba) and "ours" either `ResidentTrainer` (the net stays on the GPU)
+or the autograd with backend cuda, which keeps its arrays on the host and so copies every kernel call's inputs to
+the GPU and its outputs back. Without a GPU (or under the CUDA simulator, whose timings mean nothing) the module
+says so and returns no rows.
 """
 
 import numpy as np
@@ -154,18 +154,29 @@ def _linf_rows(repeat, torch):
     return rows
 
 
-def _epoch(width, p, backend):
-    """One epoch of the l-inf-dist net at a fixed p with `backend`'s kernels (a fresh net each call)."""
+def _epoch(width, p, how):
+    """One epoch of the l-inf-dist net at a fixed p (a fresh net each call): `how` is "resident" (ResidentTrainer:
+    the net stays on the GPU), "cuda" (the autograd with backend cuda: copies at every kernel call) or "numba"
+    (the CPU)."""
     rng = np.random.default_rng(0)
     x = rng.random((EPOCH_IMAGES, 784), dtype=np.float32)
     y = rng.integers(0, 10, EPOCH_IMAGES)
+    batches = range(0, EPOCH_IMAGES, EPOCH_BATCH)
 
     def epoch():
         model = sn.nn.LinfDistNet(784, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0)
         adam = sn.optim.Adam(model.parameters(), lr=0.02, betas=(0.9, 0.99), eps=1e-10)
         objective = T.HingeLoss(0.3)
-        with sn.backend.use_backend(backend):
-            for i in range(0, EPOCH_IMAGES, EPOCH_BATCH):
+        if how == "resident":
+            from scratchnet.linf_dist_gpu import ResidentTrainer
+
+            trainer = ResidentTrainer(model, adam)
+            for i in batches:
+                trainer.step(x[i:i + EPOCH_BATCH], y[i:i + EPOCH_BATCH], objective)
+            trainer.to_host()
+            return
+        with sn.backend.use_backend(how):
+            for i in batches:
                 loss, _ = objective(model, x[i:i + EPOCH_BATCH], y[i:i + EPOCH_BATCH], rng)
                 adam.zero_grad()
                 loss.backward()
@@ -179,11 +190,10 @@ def _epoch_rows(repeat):
     for width in EPOCH_WIDTHS:
         for p in (8.0, float("inf")):
             cpu = _epoch(width, p, "numba") if width <= 1024 else None  # the CPU's 5120 epoch takes minutes
-            times = best_times({"ours": _synchronized(_epoch(width, p, "cuda")), "reference": cpu},
-                               min(repeat, 2))
-            rows.append(row(f"gpu linf-dist net epoch, p = {p:g}",
-                            f"{EPOCH_IMAGES} images, depth {EPOCH_DEPTH}, width {width}, batch {EPOCH_BATCH}",
-                            times))
+            shape = f"{EPOCH_IMAGES} images, depth {EPOCH_DEPTH}, width {width}, batch {EPOCH_BATCH}"
+            for how, label in (("resident", "resident on the GPU"), ("cuda", "backend cuda, copies per call")):
+                times = best_times({"ours": _synchronized(_epoch(width, p, how)), "reference": cpu}, min(repeat, 2))
+                rows.append(row(f"gpu linf-dist net epoch, p = {p:g}, {label}", shape, times))
     return rows
 
 

@@ -30,7 +30,7 @@ COMPILE_EVERY_KERNEL = textwrap.dedent("""
 
     from numba.cuda.dispatcher import CUDADispatcher as Dispatcher
 
-    from scratchnet.kernels.cuda import activation, attack, conv, launch, linf_dist, norms, pool
+    from scratchnet.kernels.cuda import activation, attack, conv, elementwise, launch, linf_dist, norms, pool
 
     def compile_all(dtype):
         real = dtype.type
@@ -48,7 +48,13 @@ COMPILE_EVERY_KERNEL = textwrap.dedent("""
                     "linf step": (attack._linf, (m2, m2, m2, steps, 0.3, 0.0, 1.0, True, m2)),
                     "l2 step": (attack._l2, (m2, m2, m2, steps, 0.3, 0.0, 1.0, True, m2)),
                     "l1 class sums": (norms._class_sums, (m4, s, np.zeros((2, 1, 1)))),
-                    "linf filter sums": (norms._filter_sums, (m2, np.zeros(2)))}
+                    "linf filter sums": (norms._filter_sums, (m2, np.zeros(2))),
+                    "normalize": (elementwise._normalize, (m2, flat, real(2), m2)),
+                    "column sums": (elementwise._column_sums, (m2, real(1), flat)),
+                    "add row": (elementwise._add_row, (m2, flat, real(-1))),
+                    "lerp": (elementwise._lerp, (flat, flat, real(0.9), real(0.1))),
+                    "adam": (elementwise._adam, (flat, flat, flat, flat, real(0.1), (real(0.9),) * 4, real(1e-8),
+                                                 (real(0.1),) * 2))}
         for which, loaders in conv._LOADERS.items():
             product = launch.specialized(conv._tiled_product, dtype, *loaders)
             launches[f"conv {which}"] = (product, (m4, m4, geometry, 2, 2, 2, 2, np.zeros((1, 2, 2), dtype)))
@@ -58,7 +64,8 @@ COMPILE_EVERY_KERNEL = textwrap.dedent("""
                                     ("lp backward", linf_dist._lp_backward, (m2, m2, m2, m2, real(7), True, m2))):
             launches[name] = (launch.specialized(factory, dtype), args)
         covered = {id(kernel) for kernel, _ in launches.values()}
-        for module in (activation, attack, conv, launch, linf_dist, norms, pool):  # a new kernel must join the table
+        # every kernel of every module must be in the table above
+        for module in (activation, attack, conv, elementwise, launch, linf_dist, norms, pool):
             for name, value in vars(module).items():
                 if isinstance(value, Dispatcher) and not value.targetoptions.get("device") and id(value) not in covered:
                     print(f"FAILED {module.__name__}.{name}: a kernel that this test does not compile")
@@ -86,4 +93,4 @@ def test_every_cuda_kernel_compiles_for_a_real_gpu():
                     "`pip install -e '.[gpu]'`")
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
     assert not failed, "\n".join(failed)
-    assert done.stdout.count("compiled ") == 2 * 19, done.stdout
+    assert done.stdout.count("compiled ") == 2 * 24, done.stdout

@@ -1,0 +1,121 @@
+"""The GPU-resident training of an l-inf-dist net (scratchnet/linf_dist_gpu.py) against the same steps in the
+autograd on the CPU, and its element-wise kernels (scratchnet/kernels/cuda/elementwise.py) against NumPy.
+
+CI runs these in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1), so the nets are tiny; on a GPU the same tests
+run on it. Sums run in other orders on the two sides, so values agree to float32 rounding, not bit for bit.
+"""
+
+import math
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scratchnet as sn
+from scratchnet import linf_dist_training as T
+from scratchnet.backend import cuda_problem
+
+pytestmark = pytest.mark.skipif(cuda_problem() is not None, reason=f"CUDA kernels cannot run: {cuda_problem()}")
+FEW = settings(deadline=None, max_examples=4 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else 30)
+CLOSE = {"rtol": 2e-4, "atol": 2e-5}
+
+
+def _resident():
+    from scratchnet import linf_dist_gpu
+
+    return linf_dist_gpu
+
+
+def _elementwise():
+    from scratchnet.kernels.cuda import elementwise
+
+    return elementwise
+
+
+@FEW
+@given(batch=st.integers(2, 5), p=st.sampled_from([8.0, 2.5, math.inf]), clipped=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_resident_steps_equal_the_autograd_steps(batch, p, clipped, seed):
+    """Three steps of ResidentTrainer and of objective -> backward -> Adam.step on the host, from the same net: the
+    same losses, weights, biases, running means and Adam moments."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((3, batch, 6), dtype=np.float32)
+    y = rng.integers(0, 3, (3, batch))
+
+    def setup():
+        model = sn.nn.LinfDistNet(6, 3, [7, 5], 3, p=p, mean=0.2, std=0.5, seed=seed)
+        # eps 1e-2, not the recipe's 1e-10: Adam divides by sqrt(v), which turns a gradient that is zero up to
+        # rounding (the identity-init weights have many) into a full step whose sign is the rounding noise's
+        adam = sn.optim.Adam(model.parameters(), lr=0.05, betas=(0.9, 0.99), eps=1e-2)
+        objective = T.ClippedHingeCE(0.1) if clipped else T.HingeLoss(0.1)
+        return model, adam, objective
+
+    host_model, host_adam, host_objective = setup()
+    host_losses = []
+    for i in range(3):
+        loss, _ = host_objective(host_model, x[i], y[i], None)
+        host_adam.zero_grad()
+        loss.backward()
+        host_adam.step()
+        host_losses.append(loss.item())
+
+    model, adam, objective = setup()
+    trainer = _resident().ResidentTrainer(model, adam)
+    losses = [trainer.step(x[i], y[i], objective)[0].item() for i in range(3)]
+    trainer.to_host()
+
+    np.testing.assert_allclose(losses, host_losses, **CLOSE)
+    for got, want in zip(model.parameters(), host_model.parameters(), strict=True):
+        np.testing.assert_allclose(got.data, want.data, **CLOSE)
+    for got, want in zip(model.layers, host_model.layers, strict=True):
+        if want.mean_shift:
+            np.testing.assert_allclose(got.running_mean, want.running_mean, **CLOSE)
+    for name in ("m", "v"):
+        for got, want in zip(adam.state[name], host_adam.state[name], strict=True):
+            np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
+    assert adam.steps == host_adam.steps == 3
+
+
+@FEW
+@given(shape=st.tuples(st.integers(1, 4), st.integers(1, 5)), seed=st.integers(0, 2**16))
+def test_elementwise_kernels_match_numpy(shape, seed):
+    from numba import cuda
+
+    E = _elementwise()
+    rng = np.random.default_rng(seed)
+    y, v = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape[1], dtype=np.float32)
+    close = {"rtol": 1e-6, "atol": 1e-6}
+    np.testing.assert_allclose(E.normalize(cuda.to_device(y), cuda.to_device(v), 2.0).copy_to_host(), (y - v) * 2,
+                               **close)
+    np.testing.assert_allclose(E.column_mean(cuda.to_device(y)).copy_to_host(), y.mean(axis=0), **close)
+    np.testing.assert_allclose(E.column_sum(cuda.to_device(y)).copy_to_host(), y.sum(axis=0), **close)
+    np.testing.assert_allclose(E.add_row(cuda.to_device(y), cuda.to_device(v), -1.0).copy_to_host(), y - v, **close)
+    running = cuda.to_device(v)
+    E.lerp(running, cuda.to_device(y[0]), 0.1)
+    np.testing.assert_allclose(running.copy_to_host(), 0.9 * v + 0.1 * y[0], **close)
+
+    w, g = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape, dtype=np.float32)
+    host = sn.nn.Parameter(w.copy())
+    adam = sn.optim.Adam([host], lr=0.1, betas=(0.8, 0.9), eps=1e-8)
+    wd, m, s = cuda.to_device(w), cuda.to_device(np.zeros_like(w)), cuda.to_device(np.zeros_like(w))
+    for step in (1, 2):
+        host.grad = g * step
+        adam.step()
+        E.adam(wd, cuda.to_device(g * step), m, s, 0.1, 0.8, 0.9, 1e-8, step)
+    np.testing.assert_allclose(wd.copy_to_host(), host.data, **close)
+    np.testing.assert_allclose(m.copy_to_host(), adam.state["m"][0], **close)
+
+
+def test_resident_trainer_refuses_what_it_cannot_train():
+    model = sn.nn.LinfDistNet(4, 2, 5, 3, seed=0)
+    trainer = _resident().ResidentTrainer
+    with pytest.raises(TypeError, match="LinfDistNet"):
+        trainer(sn.nn.models.mnist_cnn(seed=0), sn.optim.Adam(model.parameters()))
+    with pytest.raises(ValueError, match="without weight decay"):
+        trainer(model, sn.optim.AdamW(model.parameters()))
+    with pytest.raises(ValueError, match="without weight decay"):
+        trainer(model, sn.optim.Adam(model.parameters(), weight_decay=1e-4))
+    with pytest.raises(ValueError, match="exactly model.parameters"):
+        trainer(model, sn.optim.Adam(model.parameters()[:1]))
