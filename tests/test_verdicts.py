@@ -1,0 +1,58 @@
+"""The demos' verdict helpers: a report's "agrees" or "does not agree" must follow from the numbers, so each rule
+is checked on numbers that should and should not pass it."""
+
+from types import SimpleNamespace
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from demos import adversarial_smoothness, layer_norms
+
+ARGS = SimpleNamespace(epochs=3, eps=0.3, L=5)
+
+
+def _entropy_verdict(robust, clean):
+    gain = {"robust": np.array(robust), "clean": np.array(clean)}
+    return adversarial_smoothness.verdict(gain, "PGD-20", ARGS, 1000)
+
+
+def test_entropy_sgd_verdict_needs_a_gain_beyond_the_seed_spread():
+    helped = _entropy_verdict([0.05, 0.06, 0.04], [0.0, 0.01, -0.01])
+    assert "Entropy-SGD helped robust accuracy" in helped and "We agree with Kanai et al." in helped
+    assert "changed clean accuracy by less than the seed spread" in helped
+    hurt = _entropy_verdict([-0.05, -0.06, -0.04], [-0.02, -0.03, -0.025])
+    assert "hurt robust accuracy" in hurt and "hurt clean accuracy" in hurt and "do not reproduce" in hurt
+    noisy = _entropy_verdict([0.05, -0.04, 0.01], [0.0, 0.0, 0.0])
+    assert "robust accuracy by less than the seed spread" in noisy and "do not reproduce" in noisy
+    single = _entropy_verdict([0.05], [0.01])
+    assert "cannot be judged on robust accuracy with one seed" in single and "One seed cannot test" in single
+
+
+@given(reference=st.floats(0.05, 0.95), n=st.integers(100, 10_000))
+def test_compare_calls_a_difference_only_beyond_two_standard_errors(reference, n):
+    se = np.sqrt(reference * (1 - reference) / n)
+    assert layer_norms.compare(reference + 2.5 * se, reference, n) == "higher"
+    assert layer_norms.compare(reference - 2.5 * se, reference, n) == "lower"
+    assert layer_norms.compare(reference + 1.5 * se, reference, n) == "within noise"
+    assert layer_norms.compare(reference, reference, n) == "within noise"
+
+
+def test_majority_needs_more_than_half():
+    assert layer_norms.majority(["higher", "higher", "lower"]) == "raised"
+    assert layer_norms.majority(["lower", "within noise", "lower"]) == "lowered"
+    assert layer_norms.majority(["higher", "lower"]) == "had mixed effects on"
+    assert layer_norms.majority(["higher", "lower", "within noise", "higher"]) == "had mixed effects on"
+
+
+def _norms(*l1):
+    return [SimpleNamespace(l1=v, linf=v) for v in l1]
+
+
+def test_adversarial_norm_verdict_holds_only_when_every_layer_keeps_0_8_of_the_plain_norm():
+    plain = {"norms": _norms(10.0, 20.0)}
+    larger = layer_norms.adversarial_verdict({"plain": plain, "PGD-AT": {"norms": _norms(12.0, 16.0)}})
+    assert "holds: every layer norm" in larger and "1.20, 0.80" in larger
+    smaller = layer_norms.adversarial_verdict({"plain": plain, "PGD-AT": {"norms": _norms(12.0, 20.0)},
+                                               "TRADES": {"norms": _norms(7.9, 30.0)}})
+    assert "does not hold at this scale" in smaller and "0.79" in smaller
