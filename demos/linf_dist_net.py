@@ -236,6 +236,13 @@ def _experiment(dataset: str, eps: float, args, report):
         lr_schedule = sn.optim.Cosine(args.lr, epochs)
     loader = sn.data.BatchLoader(train, args.batch_size, shuffle=True, seed=args.seed,
                                  augment=sn.data.RandomCrop(padding=1))
+    if sn.backend.get_backend() == "cuda":  # the net, Adam's state and the activations stay on the GPU
+        if args.loss == "hinge" and args.weight_decay:
+            raise ValueError("the GPU-resident trainer has no lp-aware weight decay: use --weight-decay 0")
+        from scratchnet.linf_dist_gpu import FitAdapter, ResidentTrainer
+
+        optimizer = FitAdapter(ResidentTrainer(model, adam), objective, len(loader))
+        objective = optimizer.objective
     checkpoint = report.out / "models" / f"{key}_w{args.width}_d{args.depth}_e{epochs}_{args.loss}.npz"
     checkpoint.parent.mkdir(exist_ok=True)
     print(f"training {key}: width {args.width}, depth {args.depth}, {epochs} epochs on {len(train)} images",

@@ -11,6 +11,7 @@ objective's own code, on a few hundred numbers.
 
 A step computes what `fit` computes with `LinfDistNet` and `Adam` (tests/test_linf_dist_gpu.py compares them);
 `to_host` copies the state back into the model and the optimizer, for evaluation, certification and checkpoints.
+`FitAdapter` lets `fit` drive the trainer, with its schedules, callbacks, checkpoints and resume.
 """
 
 import math
@@ -52,6 +53,12 @@ class ResidentTrainer:
         if [id(p) for p in adam.params] != [id(p) for p in model.parameters()]:
             raise ValueError("adam must optimize exactly model.parameters(), in that order")
         self.model, self.adam = model, adam
+        self.to_device()
+
+    def to_device(self) -> None:
+        """Copy the model's weights and running means and Adam's moments to the GPU (done on construction; again
+        after the host copies change, e.g. when a checkpoint is loaded)."""
+        model, adam = self.model, self.adam
         dtype = model.layers[0].weight.dtype
         self.mean = cuda.to_device(np.broadcast_to(model.mean, (model.input_dim,)).astype(dtype))
         # one entry per parameter: [host parameter, its index in adam, device value, device m, device v]
@@ -128,3 +135,55 @@ class ResidentTrainer:
         for layer, running in zip(self.model.layers, self.running, strict=True):
             if running is not None:
                 layer.running_mean[...] = running.copy_to_host()
+
+
+class _StepOnGpu:
+    """fit's objective for a FitAdapter: the whole step (forward, loss, backward, Adam) runs in the trainer."""
+
+    def __init__(self, trainer: ResidentTrainer, objective):
+        self.trainer, self.objective = trainer, objective
+
+    def schedule(self, t: float) -> None:
+        if hasattr(self.objective, "schedule"):
+            self.objective.schedule(t)
+
+    def __call__(self, model, x, y, rng) -> tuple[Tensor, Tensor]:
+        return self.trainer.step(x, y, self.objective)
+
+
+class FitAdapter:
+    """Lets `fit` train with a ResidentTrainer: `fit(model, loader, test, adapter.objective, adapter, schedule,
+    ...)`. fit sets the learning rate here (passed on to Adam); the step itself happens in `adapter.objective`, so
+    this optimizer's `step` only counts, and after an epoch's last batch copies the state to the host, where fit's
+    evaluation, callbacks and checkpoint read it. Loading a checkpoint copies it to the GPU."""
+
+    takes_closure = False
+
+    def __init__(self, trainer: ResidentTrainer, objective, batches_per_epoch: int):
+        if batches_per_epoch < 1:
+            raise ValueError(f"batches_per_epoch must be >= 1, got {batches_per_epoch}")
+        self.trainer, self.batches, self.taken = trainer, int(batches_per_epoch), 0
+        self.objective = _StepOnGpu(trainer, objective)
+
+    @property
+    def lr(self) -> float:
+        return self.trainer.adam.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.trainer.adam.lr = value
+
+    def zero_grad(self) -> None:
+        """Nothing to clear: the gradients live on the GPU, one step at a time."""
+
+    def step(self) -> None:
+        self.taken += 1
+        if self.taken % self.batches == 0:
+            self.trainer.to_host()
+
+    def state_dict(self) -> dict:
+        return self.trainer.adam.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.adam.load_state_dict(state)
+        self.trainer.to_device()  # fit loads the model first, then the optimizer: both are on the host by now

@@ -119,3 +119,36 @@ def test_resident_trainer_refuses_what_it_cannot_train():
         trainer(model, sn.optim.Adam(model.parameters(), weight_decay=1e-4))
     with pytest.raises(ValueError, match="exactly model.parameters"):
         trainer(model, sn.optim.Adam(model.parameters()[:1]))
+
+
+def test_fit_with_the_adapter_equals_fit_on_the_host_and_resumes(tmp_path):
+    """Two epochs through `fit` (lr schedule, p schedule, evaluation, checkpoint): with FitAdapter as with the
+    host autograd; and one epoch, a new trainer resumed from the checkpoint, then the second, as both at once."""
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.random((12, 6), dtype=np.float32), rng.integers(0, 3, 12))
+
+    def run(resident, epochs, checkpoint=None):
+        model = sn.nn.LinfDistNet(6, 3, 7, 3, mean=0.2, std=0.5, seed=1)
+        adam = sn.optim.Adam(model.parameters(), lr=0.05, betas=(0.9, 0.99), eps=1e-2)
+        objective = T.HingeLoss(0.1, T.PSchedule(0.5, 1.5))
+        loader = sn.data.BatchLoader(data, 4, shuffle=True, seed=0)
+        optimizer = adam
+        if resident:
+            optimizer = _resident().FitAdapter(_resident().ResidentTrainer(model, adam), objective, len(loader))
+            objective = optimizer.objective
+        history = sn.training.fit(model, loader, data, objective, optimizer, sn.optim.Cosine(0.05, 2), epochs,
+                                  checkpoint=checkpoint, resume=True, progress=False)
+        return model, history
+
+    host, host_history = run(False, 2)
+    resident, history = run(True, 2)
+    for key in ("train_loss", "test_loss", "lr"):
+        np.testing.assert_allclose([r[key] for r in history], [r[key] for r in host_history], **CLOSE)
+    for got, want in zip(resident.state_dict().values(), host.state_dict().values(), strict=True):
+        np.testing.assert_allclose(got, want, **CLOSE)
+
+    run(True, 1, tmp_path / "net.npz")
+    resumed, resumed_history = run(True, 2, tmp_path / "net.npz")
+    assert len(resumed_history) == 2
+    for got, want in zip(resumed.state_dict().values(), resident.state_dict().values(), strict=True):
+        np.testing.assert_allclose(got, want, **CLOSE)
