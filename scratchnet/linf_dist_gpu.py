@@ -67,7 +67,8 @@ class ResidentTrainer:
         self.running = [cuda.to_device(layer.running_mean) if layer.mean_shift else None for layer in model.layers]
 
     def _device(self, parameter):
-        return None if parameter is None else self.params[id(parameter)][2]
+        """The GPU copy of a parameter of the model."""
+        return self.params[id(parameter)][2]
 
     def forward(self, x):
         """The training-mode forward pass on a device batch x [B, input_dim]: the last layer's output (before the
