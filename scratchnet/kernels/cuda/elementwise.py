@@ -27,7 +27,7 @@ def _column_sums(y, scale, out):
     """out[i] = scale * sum_b y[b, i]. Thread layout: one thread per column i, THREADS per block."""
     i = cuda.grid(1)
     if i < out.size:
-        total = y[0, i] - y[0, i]  # a zero of y's dtype
+        total = scale - scale  # a zero of y's dtype (scale comes in it, finite; a literal 0 would be an int)
         for b in range(y.shape[0]):
             total += y[b, i]
         out[i] = total * scale
