@@ -38,6 +38,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-size", type=int, default=1000, help="test images attacked")
     parser.add_argument("--eval-steps", type=int, default=40, help="steps of PGD and of both APGD attacks")
     parser.add_argument("--targets", type=int, default=3, help="target classes of APGD-T (AutoAttack uses 9)")
+    parser.add_argument("--shift", type=int, default=0,
+                        help="augment training images by random shifts of up to this many pixels (0: none)")
+    parser.add_argument("--monitor-size", type=int, default=500,
+                        help="test images attacked with PGD-10 after every epoch (0: none)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -51,16 +55,36 @@ def _objective(name, args):
     return FRAMEWORKS[name](**settings)
 
 
+class RobustMonitor(sn.training.Callback):
+    """After every epoch: PGD-10 accuracy at eps on a fixed test subset, as `test_robust_accuracy` in the epoch's
+    record, to watch robust overfitting (Rice et al. 2020) as it happens rather than after the run."""
+
+    STEPS = 10
+
+    def __init__(self, monitor, eps: float, seed: int):
+        self.monitor, self.eps, self.seed = monitor, eps, seed
+
+    def on_epoch_end(self, state) -> None:
+        x, y = self.monitor.x, self.monitor.y
+        x_adv = attacks.pgd(state.model, x, y, self.eps, steps=self.STEPS, step_size=2.5 * self.eps / self.STEPS,
+                            rng=self.seed)
+        state.history[-1]["test_robust_accuracy"] = float(np.mean(
+            sn.training.predict(state.model, x_adv).argmax(axis=1) == y))
+
+
 def _train(name, args, train, test, report):
     model = sn.nn.models.mnist_cnn(seed=args.seed)
-    loader = sn.data.BatchLoader(train, args.batch_size, shuffle=True, seed=args.seed)
+    augment = sn.data.RandomCrop(args.shift) if args.shift > 0 else None
+    loader = sn.data.BatchLoader(train, args.batch_size, shuffle=True, seed=args.seed, augment=augment)
+    monitor = test.subset(np.arange(min(args.monitor_size, len(test))))
+    callbacks = [RobustMonitor(monitor, args.eps, args.seed)] if args.monitor_size > 0 else []
     optimizer = sn.optim.Adam(model.parameters(), lr=args.lr)
     schedule = sn.optim.Cosine(args.lr, args.epochs)
     checkpoint = report.out / "models" / f"{name}.npz"
     checkpoint.parent.mkdir(exist_ok=True)
     print(f"training {name} ({args.epochs} epochs)", flush=True)
     history = sn.training.fit(model, loader, test, _objective(name, args), optimizer, schedule, args.epochs,
-                              checkpoint=checkpoint, resume=True, seed=args.seed)
+                              callbacks=callbacks, checkpoint=checkpoint, resume=True, seed=args.seed)
     return model, history
 
 
@@ -93,6 +117,7 @@ def run(args, report) -> None:
         train = train.subset(rng.permutation(len(train))[:1024])
         args.epochs, args.warmup_epochs, args.train_steps, args.eval_size, args.eval_steps, args.targets = (
             1, 0.5, 3, 100, 5, 1)
+        args.monitor_size = min(args.monitor_size, 100)
         names = names[:2]
         test = test.subset(np.arange(500))
     evaluation = test.subset(np.arange(min(args.eval_size, len(test))))
@@ -131,7 +156,10 @@ def run(args, report) -> None:
                   f"PGD-{min(20, args.eval_steps)} accuracy against the radius eps for each model.")
     for name, history in histories.items():
         report.figure(training_curves(history, f"{name} (train: on its own objective's inputs)"),
-                      f"training_{name.lower().replace('-', '_')}.png", f"Training curves of {name}.")
+                      f"training_{name.lower().replace('-', '_')}.png",
+                      f"Training curves of {name}" + (f"; test (PGD): PGD-{RobustMonitor.STEPS} at eps {args.eps} on "
+                                                      f"{args.monitor_size} test images." if args.monitor_size > 0
+                                                      else "."))
 
 
 def _checks(rows, pgd_name) -> str:

@@ -87,7 +87,7 @@ def run(args, report) -> None:
     report.figure(_filters(weights), "mnist_conv1_filters.png",
                   "The 16 first-layer 5x5 filters of the MNIST CNN at init (top), after clean training (middle) and "
                   "after adversarial training from the clean weights (bottom); each filter on its own colour scale.")
-    report.figure(_spectra(weights), "mnist_removed_spectra.png",
+    report.figure(_spectra(changes), "mnist_removed_spectra.png",
                   "Per layer: the singular values of the removed part V = W_clean - diag(beta) W_adv (share of the "
                   "energy, cumulative) beside those of a Gaussian matrix of the same shape.")
 
@@ -146,16 +146,12 @@ def _filters(weights):
     return fig
 
 
-def _spectra(weights):
-    names = list(weights["init"])
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4))
-    rng = np.random.default_rng(0)
-    for ax, name in zip(axes, names, strict=True):
-        W_clean, W_adv = (weights[phase][name].reshape(len(weights[phase][name]), -1) for phase in ("clean", "adv"))
-        V = P.decomposition(W_clean.astype(np.float64), W_adv.astype(np.float64))[1]
-        for matrix, label in ((V, "removed part V"), (rng.standard_normal(V.shape), "Gaussian")):
-            energy = np.linalg.svd(matrix, compute_uv=False) ** 2
-            ax.plot(np.arange(1, len(energy) + 1), np.cumsum(energy) / energy.sum(), "o-", ms=2, label=label)
+def _spectra(changes):
+    fig, axes = plt.subplots(1, len(changes), figsize=(4 * len(changes), 3.4))
+    for ax, (name, change) in zip(axes, changes.items(), strict=True):
+        for key, label in (("removed_energy_curve", "removed part V"), ("gaussian_energy_curve", "Gaussian")):
+            curve = change[key]
+            ax.plot(np.arange(1, len(curve) + 1), curve, "o-", ms=2, label=label)
         ax.set(title=name, xlabel="singular value index", ylabel="cumulative energy share", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)

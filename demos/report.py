@@ -80,7 +80,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def training_curves(history: list[dict], title: str):
-    """Loss and accuracy per epoch, train beside test."""
+    """Loss and accuracy per epoch, train beside test (and robust test accuracy where the records have it)."""
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
@@ -88,6 +88,8 @@ def training_curves(history: list[dict], title: str):
     if "test_loss" in history[0]:
         ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", label="test")
         ax_acc.plot(epochs, [r["test_accuracy"] for r in history], "s-", label="test")
+    if "test_robust_accuracy" in history[0]:
+        ax_acc.plot(epochs, [r["test_robust_accuracy"] for r in history], "^-", label="test (PGD)")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

@@ -287,17 +287,20 @@ def effective_rank(A: np.ndarray) -> float:
     return float(energy.sum() ** 2 / np.sum(energy ** 2))
 
 
-def layer_change(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarray, seed: int = 0) -> dict[str, float]:
+def layer_change(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarray,
+                 seed: int = 0) -> dict[str, float | np.ndarray]:
     """The principle's checks for one layer of a deep network (spec section 5, the image-scale imitation): each row
     is a unit's incoming weights (a conv filter flattened). Medians of cos(w_clean, w_adv), cos(w_clean, w_init),
     cos(w_adv, w_init) and of ||beta w'|| / ||v||; the effective rank of the removed part V (see `decomposition`)
     beside that of the clean phase's own change W_clean - W_init and of a Gaussian matrix of the same shape (the
-    rank an unstructured change would have), and the top singular value's share of V's energy."""
+    rank an unstructured change would have), the top singular value's share of V's energy, and the cumulative
+    energy shares of V's and the Gaussian's singular values (the curves the demo draws)."""
     W_init, W_clean, W_adv = (np.asarray(W, np.float64).reshape(len(W), -1) for W in (W_init, W_clean, W_adv))
     checks = principle(W_init, W_clean, W_adv)
     V = decomposition(W_clean, W_adv)[1]
     energy = np.linalg.svd(V, compute_uv=False) ** 2
     gaussian = np.random.default_rng(seed).standard_normal(V.shape)
+    gaussian_energy = np.linalg.svd(gaussian, compute_uv=False) ** 2
     return {"cos_clean_adv": float(np.median(checks["cos_clean_adv"])),
             "cos_clean_init": float(np.median(checks["cos_clean_init"])),
             "cos_adv_init": float(np.median(checks["cos_adv_init"])),
@@ -305,7 +308,9 @@ def layer_change(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarray, see
             "removed_effective_rank": effective_rank(V),
             "clean_change_effective_rank": effective_rank(W_clean - W_init),
             "gaussian_effective_rank": effective_rank(gaussian), "full_rank": min(V.shape),
-            "removed_top_share": float(energy[0] / energy.sum())}
+            "removed_top_share": float(energy[0] / energy.sum()),
+            "removed_energy_curve": np.cumsum(energy) / energy.sum(),
+            "gaussian_energy_curve": np.cumsum(gaussian_energy) / gaussian_energy.sum()}
 
 
 def roughness(filters: np.ndarray) -> np.ndarray:

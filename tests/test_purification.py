@@ -242,6 +242,10 @@ def test_layer_change_sees_a_planted_rank_one_change_in_conv_filters():
     assert change["removed_effective_rank"] < 1.5 < 0.5 * change["gaussian_effective_rank"]
     assert change["removed_top_share"] > 0.8
     assert change["full_rank"] == 32
+    for key in ("removed_energy_curve", "gaussian_energy_curve"):
+        curve = change[key]
+        assert len(curve) == 32 and np.all(np.diff(curve) >= 0) and curve[-1] == pytest.approx(1.0)
+    assert change["removed_energy_curve"][0] == pytest.approx(change["removed_top_share"])
     same = P.layer_change(W_init, W_adv, W_adv)
     assert same["cos_clean_adv"] == pytest.approx(1.0)
     assert same["cos_clean_init"] == pytest.approx(same["cos_adv_init"])
