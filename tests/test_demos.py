@@ -3,7 +3,9 @@
 import json
 
 import matplotlib.pyplot as plt
+import numpy as np
 
+import scratchnet as sn
 from demos import DEMOS
 from demos.__main__ import main
 from demos.report import Report
@@ -34,3 +36,19 @@ def test_the_runner_lists_every_demo_and_refuses_unknown_names(capsys):
     assert all(name in listed for name in DEMOS)
     assert main(["no_such_demo"]) == 2
     assert "unknown demo" in capsys.readouterr().err
+
+
+def test_the_robust_monitor_records_pgd_accuracy_at_most_the_clean_one_and_equal_to_it_at_eps_zero():
+    from demos.adversarial_training import RobustMonitor
+
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.uniform(0, 1, (48, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 48))
+    for eps in (0.0, 0.3):
+        model = sn.nn.Sequential(sn.nn.Flatten(), sn.nn.Linear(784, 10, rng=np.random.default_rng(1)))
+        optimizer = sn.optim.Adam(model.parameters(), lr=0.01)
+        record = sn.training.fit(model, sn.data.BatchLoader(data, 16, seed=0), data, optimizer=optimizer, epochs=2,
+                                 callbacks=[RobustMonitor(data, eps, seed=0)], progress=False)[-1]
+        if eps == 0:
+            assert record["test_robust_accuracy"] == record["test_accuracy"]
+        else:
+            assert record["test_robust_accuracy"] < record["test_accuracy"]
