@@ -29,20 +29,32 @@ def lifted_spirals(seed, n=64, d=D):
 
 
 def nonsmoothness(model, x, labels, eps, norm):
+    """The largest R(theta, h); None when the warm-started inner maximum did not converge for some point (about
+    1% of the models under l-inf: the estimate would then measure the attack's error, not the loss)."""
     gradient = AdversarialGradient(model, x, labels, eps, norm)
     r = lipschitz_curve(gradient, gradient.theta0, [3e-1, 1e-1, 3e-2], directions=8).max()
-    assert gradient.unconverged == 0
-    return r
+    return r if gradient.unconverged == 0 else None
+
+
+MODELS = 5
 
 
 @settings(deadline=None, max_examples=3)
 @given(st.integers(0, 2**16))
-def test_linf_is_less_smooth_than_l2_which_is_less_smooth_than_clean(seed):
-    x, labels = lifted_spirals(seed)
-    model = sn.nn.models.mlp([D, 32, 2], activation="tanh", seed=seed).to(np.float64)
-    with use_backend("numpy"):
-        clean = nonsmoothness(model, x, labels, 0.0, "2")
-        l2 = nonsmoothness(model, x, labels, EPS_INF * np.sqrt(D), "2")
-        linf = nonsmoothness(model, x, labels, EPS_INF, "inf")
-    assert linf > 1.15 * l2, (clean, l2, linf)
-    assert l2 > 1.1 * clean, (clean, l2, linf)
+def test_linf_is_less_smooth_than_l2_which_is_less_smooth_than_clean(first_seed):
+    """For one model, eight random directions at h >= 0.03 can miss every sign flip of the input gradient, and the
+    l-inf estimate then sits near the l2 one (in a sweep of 235 models, 7 had l-inf / l2 below 1.15 and one below
+    1); so the ordering is asserted for the median over five models (data and weights seeded alike)."""
+    ratios = []
+    for seed in range(first_seed, first_seed + MODELS):
+        x, labels = lifted_spirals(seed)
+        model = sn.nn.models.mlp([D, 32, 2], activation="tanh", seed=seed).to(np.float64)
+        with use_backend("numpy"):
+            r = (nonsmoothness(model, x, labels, 0.0, "2"), nonsmoothness(model, x, labels, EPS_INF * np.sqrt(D), "2"),
+                 nonsmoothness(model, x, labels, EPS_INF, "inf"))
+        if None not in r:
+            ratios.append((r[2] / r[1], r[1] / r[0]))
+    assert len(ratios) >= MODELS - 1, f"the inner maximum did not converge for {MODELS - len(ratios)} models"
+    linf_over_l2, l2_over_clean = np.median(ratios, axis=0)
+    assert linf_over_l2 > 1.15, ratios
+    assert l2_over_clean > 1.1, ratios
