@@ -65,11 +65,8 @@ class RobustMonitor(sn.training.Callback):
         self.monitor, self.eps, self.seed = monitor, eps, seed
 
     def on_epoch_end(self, state) -> None:
-        x, y = self.monitor.x, self.monitor.y
-        x_adv = attacks.pgd(state.model, x, y, self.eps, steps=self.STEPS, step_size=2.5 * self.eps / self.STEPS,
-                            rng=self.seed)
-        state.history[-1]["test_robust_accuracy"] = float(np.mean(
-            sn.training.predict(state.model, x_adv).argmax(axis=1) == y))
+        state.history[-1]["test_robust_accuracy"] = _robustness_curve(
+            state.model, self.monitor.x, self.monitor.y, [self.eps], self.STEPS, self.seed)[0]
 
 
 def _train(name, args, train, test, report):

@@ -283,7 +283,15 @@ def comparison_metrics(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarra
 def effective_rank(A: np.ndarray) -> float:
     """The participation ratio (sum sigma^2)^2 / sum sigma^4 of A's singular values: 1 for a rank-one matrix,
     min(A.shape) when all singular values are equal."""
-    energy = np.linalg.svd(A, compute_uv=False) ** 2
+    return _participation_ratio(_energy(A))
+
+
+def _energy(A: np.ndarray) -> np.ndarray:
+    """The squared singular values of A, largest first."""
+    return np.linalg.svd(A, compute_uv=False) ** 2
+
+
+def _participation_ratio(energy: np.ndarray) -> float:
     return float(energy.sum() ** 2 / np.sum(energy ** 2))
 
 
@@ -298,16 +306,15 @@ def layer_change(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarray,
     W_init, W_clean, W_adv = (np.asarray(W, np.float64).reshape(len(W), -1) for W in (W_init, W_clean, W_adv))
     checks = principle(W_init, W_clean, W_adv)
     V = decomposition(W_clean, W_adv)[1]
-    energy = np.linalg.svd(V, compute_uv=False) ** 2
-    gaussian = np.random.default_rng(seed).standard_normal(V.shape)
-    gaussian_energy = np.linalg.svd(gaussian, compute_uv=False) ** 2
+    energy = _energy(V)
+    gaussian_energy = _energy(np.random.default_rng(seed).standard_normal(V.shape))
     return {"cos_clean_adv": float(np.median(checks["cos_clean_adv"])),
             "cos_clean_init": float(np.median(checks["cos_clean_init"])),
             "cos_adv_init": float(np.median(checks["cos_adv_init"])),
             "ratio": float(np.median(checks["ratio"])),
-            "removed_effective_rank": effective_rank(V),
+            "removed_effective_rank": _participation_ratio(energy),
             "clean_change_effective_rank": effective_rank(W_clean - W_init),
-            "gaussian_effective_rank": effective_rank(gaussian), "full_rank": min(V.shape),
+            "gaussian_effective_rank": _participation_ratio(gaussian_energy), "full_rank": min(V.shape),
             "removed_top_share": float(energy[0] / energy.sum()),
             "removed_energy_curve": np.cumsum(energy) / energy.sum(),
             "gaussian_energy_curve": np.cumsum(gaussian_energy) / gaussian_energy.sum()}
