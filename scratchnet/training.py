@@ -115,7 +115,11 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
     state = FitState(model, optimizer)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if resume and checkpoint is not None and checkpoint.exists():
-        _load_checkpoint(checkpoint, state)
+        try:
+            _load_checkpoint(checkpoint, state)
+        except ValueError as error:
+            raise ValueError(f"the checkpoint {checkpoint} was written by another model or optimizer: resume with "
+                             f"the settings that wrote it, or move it away ({error})") from error
 
     batches = len(train)
     while state.epoch < epochs and not state.stop:

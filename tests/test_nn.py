@@ -121,6 +121,9 @@ def test_preact_block_shapes_and_identity_shortcut(in_ch, out_ch, stride, size):
 def test_models_give_logits_of_the_right_shape_and_train_in_float64():
     cnn = nn.models.mnist_cnn(seed=0, dropout=0.2)
     assert cnn(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
+    madry = nn.models.madry_mnist_cnn(seed=0)
+    assert madry(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
+    assert sum(p.data.size for p in madry.parameters()) == 3_274_634  # Madry et al.'s MNIST challenge network
     model = nn.models.mlp([6, 5, 3], activation="tanh").to(np.float64)
     x = Tensor(np.random.default_rng(0).standard_normal((4, 6)))
     loss = F.cross_entropy(model(x), np.array([0, 1, 2, 0]))

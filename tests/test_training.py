@@ -63,6 +63,16 @@ def test_resume_from_a_checkpoint_continues_bit_identically(tmp_path):
     assert strip_timing(straight_history) == strip_timing(resumed_history)
 
 
+def test_resuming_another_models_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "run.npz"
+    train(1, checkpoint=path)
+    other = nn.Sequential(nn.Linear(5, 3))
+    loader = BatchLoader(blobs(), 32)
+    with pytest.raises(ValueError, match="run.npz was written by another model"):
+        fit(other, loader, optimizer=optim.SGD(other.parameters(), lr=0.1), epochs=2, checkpoint=path, resume=True,
+            progress=False)
+
+
 def test_callbacks_see_every_step_and_can_stop_training():
     class Recorder(Callback):
         def __init__(self):

@@ -1,4 +1,5 @@
-"""Small models shared by the papers' experiments: a multilayer perceptron and the MNIST CNN."""
+"""Small models shared by the papers' experiments: a multilayer perceptron, the MNIST CNN and Madry et al.'s
+MNIST network."""
 
 from scratchnet.functional.conv import check_int
 from scratchnet.nn.init import as_rng
@@ -45,3 +46,20 @@ def mnist_cnn(in_channels: int = 1, num_classes: int = 10, channels=(32, 64), hi
         layers.append(Dropout(dropout, seed=2))
     layers.append(Linear(hidden, num_classes, rng=rng))
     return Sequential(*layers)
+
+
+def madry_mnist_cnn(num_classes: int = 10, seed=0) -> Sequential:
+    """Madry et al. (2018)'s MNIST network: conv5x5(32)-ReLU-maxpool2-conv5x5(64)-ReLU-maxpool2-linear(1024)-ReLU-
+    linear(10), 3.27M parameters.
+
+    Pooling after each convolution makes it cheaper than `mnist_cnn` per image (about 14M multiply-adds against
+    16M) while its 1024-wide hidden layer gives it twice the parameters: the capacity that Madry et al. (Section 4)
+    found adversarial training to need.
+    """
+    rng = as_rng(seed)
+    return Sequential(
+        Conv2d(1, 32, 5, padding=2, rng=rng), ReLU(), MaxPool2d(2),
+        Conv2d(32, 64, 5, padding=2, rng=rng), ReLU(), MaxPool2d(2), Flatten(),
+        Linear(64 * 7 * 7, 1024, rng=rng), ReLU(),
+        Linear(1024, num_classes, rng=rng),
+    )
