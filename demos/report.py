@@ -90,6 +90,9 @@ def training_curves(history: list[dict], title: str):
         ax_acc.plot(epochs, [r["test_accuracy"] for r in history], "s-", label="test")
     if "test_robust_accuracy" in history[0]:
         ax_acc.plot(epochs, [r["test_robust_accuracy"] for r in history], "^-", label="test (PGD)")
+    if "test_robust_accuracy_averaged" in history[0]:
+        ax_acc.plot(epochs, [r["test_robust_accuracy_averaged"] for r in history], "v-",
+                    label="test (PGD), averaged weights")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

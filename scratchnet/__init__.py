@@ -24,6 +24,7 @@ from scratchnet import (
     regularizers,
     smoothness,
     training,
+    weight_average,
 )
 from scratchnet.checkpoint import load, save
 from scratchnet.tensor import Tensor, as_tensor, grad, is_grad_enabled, no_grad
@@ -31,5 +32,5 @@ from scratchnet.tensor import Tensor, as_tensor, grad, is_grad_enabled, no_grad
 __all__ = [
     "Tensor", "as_tensor", "attacks", "backend", "data", "functional", "grad", "is_grad_enabled", "load", "nn",
     "no_grad", "norms", "objectives", "optim", "regularizers", "save", "training",
-    "certify", "lipschitz", "smoothness",
+    "certify", "lipschitz", "smoothness", "weight_average",
 ]

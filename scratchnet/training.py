@@ -77,15 +77,22 @@ class Callback:
         """After each epoch's evaluation; `state.history[-1]` is that epoch's record."""
 
 
-def _save_checkpoint(path: Path, state: FitState) -> None:
+def _stateful(callbacks) -> dict:
+    """The callbacks that carry state of their own (e.g. a weight average), by their place in the list."""
+    return {f"callback{i}/": c for i, c in enumerate(callbacks) if callable(getattr(c, "state_dict", None))}
+
+
+def _save_checkpoint(path: Path, state: FitState, callbacks) -> None:
     arrays = {f"model/{k}": v for k, v in state.model.state_dict().items()}
     arrays.update({f"optimizer/{k}": v for k, v in state.optimizer.state_dict().items()})
+    for prefix, callback in _stateful(callbacks).items():
+        arrays.update({prefix + k: v for k, v in callback.state_dict().items()})
     arrays["fit/epoch"], arrays["fit/step"] = np.array(state.epoch), np.array(state.step)
     arrays["fit/history"] = np.array(json.dumps(state.history))
     save_arrays(arrays, path)
 
 
-def _load_checkpoint(path: Path, state: FitState) -> None:
+def _load_checkpoint(path: Path, state: FitState, callbacks) -> None:
     arrays = load_arrays(path)
 
     def part(prefix):
@@ -93,6 +100,8 @@ def _load_checkpoint(path: Path, state: FitState) -> None:
 
     state.model.load_state_dict(part("model/"))
     state.optimizer.load_state_dict(part("optimizer/"))
+    for prefix, callback in _stateful(callbacks).items():
+        callback.load_state_dict(part(prefix))
     state.epoch, state.step = int(arrays["fit/epoch"]), int(arrays["fit/step"])
     state.history = json.loads(str(arrays["fit/history"]))
 
@@ -104,7 +113,8 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
     train: a `BatchLoader` (anything with `epoch(e)` yielding (x, y) batches and `len`); test: a dataset with
     `.x` and `.y`, evaluated after every epoch, or None. `schedule(t)` sets the learning rate at fractional
     epoch t before every step. With `checkpoint`, the model, optimizer and history are saved atomically after
-    every epoch; with `resume=True` as well, training continues from that file when it exists.
+    every epoch (and so is the state of every callback with a `state_dict` method); with `resume=True` as well,
+    training continues from that file when it exists.
     """
     if optimizer is None:
         raise ValueError("fit needs an optimizer, e.g. scratchnet.optim.SGD(model.parameters(), lr=0.1)")
@@ -116,7 +126,7 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if resume and checkpoint is not None and checkpoint.exists():
         try:
-            _load_checkpoint(checkpoint, state)
+            _load_checkpoint(checkpoint, state, callbacks)
         except ValueError as error:
             raise ValueError(f"the checkpoint {checkpoint} was written by another model or optimizer: resume with "
                              f"the settings that wrote it, or move it away ({error})") from error
@@ -132,7 +142,7 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
         for callback in callbacks:
             callback.on_epoch_end(state)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, state)
+            _save_checkpoint(checkpoint, state, callbacks)
     return state.history
 
 

@@ -52,3 +52,18 @@ def test_the_robust_monitor_records_pgd_accuracy_at_most_the_clean_one_and_equal
             assert record["test_robust_accuracy"] == record["test_accuracy"]
         else:
             assert record["test_robust_accuracy"] < record["test_accuracy"]
+
+
+def test_the_robust_monitor_scores_the_weight_average_and_leaves_the_trained_weights_in_place():
+    from demos.adversarial_training import RobustMonitor
+
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.uniform(0, 1, (48, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 48))
+    model = sn.nn.Sequential(sn.nn.Flatten(), sn.nn.Linear(784, 10, rng=np.random.default_rng(1)))
+    average = sn.weight_average.WeightAverage(model, decay=0.9)
+    record = sn.training.fit(model, sn.data.BatchLoader(data, 16, seed=0), data,
+                             optimizer=sn.optim.Adam(model.parameters(), lr=0.01), epochs=2,
+                             callbacks=[average, RobustMonitor(data, 0.0, seed=0, average=average)], progress=False)[-1]
+    assert record["test_robust_accuracy"] == record["test_accuracy"]  # eps 0: the trained weights, still in place
+    with average.applied() as averaged:
+        assert record["test_robust_accuracy_averaged"] == sn.training.evaluate(averaged, data)["accuracy"]
