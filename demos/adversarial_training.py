@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                         help=f"comma-separated subset of {list(FRAMEWORKS)}")
     parser.add_argument("--eps", type=float, default=0.3)
-    parser.add_argument("--epochs", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--warmup-epochs", type=float, default=4.0, help="eps grows linearly over these epochs")
     parser.add_argument("--train-steps", type=int, default=10, help="PGD steps of the attack inside training")
     parser.add_argument("--train-step-size", type=float, default=0.05)
