@@ -7,7 +7,8 @@ Targets from the issue: PGD-40 drives the plain CNN below 2%; the PGD-AT CNN rea
 accuracy at eps = 0.3 with 97% clean accuracy (Madry et al. report about 89% against PGD on full MNIST). The CNN
 is Madry et al.'s MNIST network by default (`--model small` takes scratchnet's smaller `mnist_cnn`), trained on
 images shifted by up to 2 pixels; what is attacked is the exponential moving average of its weights (`--average`,
-Gowal et al. 2020). Trained models are checkpointed in OUT/models, so an interrupted run resumes.
+Gowal et al. 2020); `--train-eps` sets the radius of the attack inside training apart from the evaluation's
+`--eps`. Trained models are checkpointed in OUT/models, so an interrupted run resumes.
 """
 
 from functools import partial
@@ -31,7 +32,9 @@ TARGETS = {"plain_pgd40": 0.02, "pgd_at_worst_case": 0.88, "pgd_at_clean": 0.97}
 def add_arguments(parser) -> None:
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                         help=f"comma-separated subset of {list(FRAMEWORKS)}")
-    parser.add_argument("--eps", type=float, default=0.3)
+    parser.add_argument("--eps", type=float, default=0.3, help="l-inf radius of the evaluation")
+    parser.add_argument("--train-eps", type=float, default=None,
+                        help="l-inf radius of the attack inside training (default: --eps)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--warmup-epochs", type=float, default=4.0, help="eps grows linearly over these epochs")
     parser.add_argument("--train-steps", type=int, default=10, help="PGD steps of the attack inside training")
@@ -53,10 +56,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def _train_eps(args) -> float:
+    return args.eps if args.train_eps is None else args.train_eps
+
+
 def _objective(name, args):
     if FRAMEWORKS[name] is None:
         return sn.training.standard
-    settings = dict(eps=args.eps, steps=args.train_steps, step_size=args.train_step_size,
+    settings = dict(eps=_train_eps(args), steps=args.train_steps, step_size=args.train_step_size,
                     warmup_epochs=args.warmup_epochs)
     if name in ("TRADES", "MART"):
         settings["beta"] = args.beta
@@ -196,7 +203,8 @@ def _verdict(rows, args) -> str:
     if robust:
         best = max(robust, key=lambda r: r["worst case"])
         text.append(f"At our scale ({args.epochs} epochs on {args.train_size} images, {args.train_steps}-step PGD "
-                    f"inside training), {best['model']} has the highest worst-case accuracy at eps = {args.eps}: "
+                    f"at eps {_train_eps(args)} inside training), {best['model']} has the highest worst-case "
+                    f"accuracy at eps = {args.eps}: "
                     f"{best['worst case']:.4f}.")
     for r in rows:
         if r["model"] == "PGD-AT":

@@ -67,3 +67,13 @@ def test_the_robust_monitor_scores_the_weight_average_and_leaves_the_trained_wei
     assert record["test_robust_accuracy"] == record["test_accuracy"]  # eps 0: the trained weights, still in place
     with average.applied() as averaged:
         assert record["test_robust_accuracy_averaged"] == sn.training.evaluate(averaged, data)["accuracy"]
+
+
+def test_adversarial_training_attacks_at_the_training_radius_and_evaluates_at_eps():
+    from demos import adversarial_training
+    from demos.__main__ import _parser
+
+    parser = _parser("adversarial_training", adversarial_training)
+    for argv, train_eps in (([], 0.3), (["--train-eps", "0.4"], 0.4), (["--eps", "0.2"], 0.2)):
+        objective = adversarial_training._objective("PGD-AT", parser.parse_args(argv))
+        assert isinstance(objective, sn.objectives.PGDAT) and objective.eps == train_eps
