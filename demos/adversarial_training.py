@@ -204,8 +204,7 @@ def _verdict(rows, args) -> str:
         best = max(robust, key=lambda r: r["worst case"])
         text.append(f"At our scale ({args.epochs} epochs on {args.train_size} images, {args.train_steps}-step PGD "
                     f"at eps {_train_eps(args)} inside training), {best['model']} has the highest worst-case "
-                    f"accuracy at eps = {args.eps}: "
-                    f"{best['worst case']:.4f}.")
+                    f"accuracy at eps = {args.eps}: {best['worst case']:.4f}.")
     for r in rows:
         if r["model"] == "PGD-AT":
             met = r["worst case"] >= TARGETS["pgd_at_worst_case"] and r["clean"] >= TARGETS["pgd_at_clean"]

@@ -69,7 +69,7 @@ def test_the_robust_monitor_scores_the_weight_average_and_leaves_the_trained_wei
         assert record["test_robust_accuracy_averaged"] == sn.training.evaluate(averaged, data)["accuracy"]
 
 
-def test_adversarial_training_attacks_at_the_training_radius_and_evaluates_at_eps():
+def test_adversarial_training_trains_at_train_eps_which_defaults_to_eps():
     from demos import adversarial_training
     from demos.__main__ import _parser
 
