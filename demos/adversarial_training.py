@@ -8,7 +8,9 @@ accuracy at eps = 0.3 with 97% clean accuracy (Madry et al. report about 89% aga
 is Madry et al.'s MNIST network by default (`--model small` takes scratchnet's smaller `mnist_cnn`), trained on
 images shifted by up to 2 pixels; what is attacked is the exponential moving average of its weights (`--average`,
 Gowal et al. 2020); `--train-eps` sets the radius of the attack inside training apart from the evaluation's
-`--eps`. Trained models are checkpointed in OUT/models, so an interrupted run resumes.
+`--eps`; the worst case on training images beside the test one tells a robust generalization gap from
+robustness that training did not reach at all. Trained models are checkpointed in OUT/models, so an
+interrupted run resumes.
 """
 
 from functools import partial
@@ -44,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--eval-size", type=int, default=1000, help="test images attacked")
     parser.add_argument("--eval-steps", type=int, default=40, help="steps of PGD and of both APGD attacks")
+    parser.add_argument("--train-eval-size", type=int, default=500,
+                        help="training images (unshifted) attacked too, to tell a robust generalization gap from "
+                             "robustness not learned even on the training set (0: none)")
     parser.add_argument("--targets", type=int, default=3, help="target classes of APGD-T (AutoAttack uses 9)")
     parser.add_argument("--shift", type=int, default=2,
                         help="augment training images by random shifts of up to this many pixels (0: none)")
@@ -122,6 +127,11 @@ def _attacks(args):
     }
 
 
+def _worst_case(model, data, suite, eps) -> float:
+    """The fraction of `data` that no attack of `suite` fools at eps (AutoAttack's cascade)."""
+    return attacks.robust_accuracy(model, data.x, data.y, suite, eps, progress=False)["worst_case"][0]
+
+
 def _robustness_curve(model, x, y, epsilons, steps, seed):
     """PGD accuracy at each eps (step 2.5 eps / steps)."""
     curve = []
@@ -140,10 +150,11 @@ def run(args, report) -> None:
         train = train.subset(rng.permutation(len(train))[:1024])
         args.epochs, args.warmup_epochs, args.train_steps, args.eval_size, args.eval_steps, args.targets = (
             1, 0.5, 3, 100, 5, 1)
-        args.monitor_size = min(args.monitor_size, 100)
+        args.monitor_size, args.train_eval_size = min(args.monitor_size, 100), min(args.train_eval_size, 100)
         names = names[:2]
         test = test.subset(np.arange(500))
     evaluation = test.subset(np.arange(min(args.eval_size, len(test))))
+    probe = train.subset(np.arange(min(args.train_eval_size, len(train))))
     args.train_size = len(train)
     report.config.update(train_size=len(train), test_size=len(test), eval_size=len(evaluation), epochs=args.epochs)
 
@@ -157,6 +168,8 @@ def run(args, report) -> None:
         rows.append({"model": name, "clean": result["clean"],
                      **{attack: accuracy[0] for attack, accuracy in result["attacks"].items()},
                      "worst case": result["worst_case"][0],
+                     **({f"worst case, train ({len(probe)})": _worst_case(model, probe, suite, args.eps)}
+                        if len(probe) else {}),
                      f"test acc. ({len(test)})": sn.training.evaluate(model, test)["accuracy"],
                      "train min": sum(r["seconds"] for r in histories[name]) / 60})
         curves[name] = _robustness_curve(model, evaluation.x, evaluation.y, epsilons, min(20, args.eval_steps),
@@ -173,7 +186,8 @@ def run(args, report) -> None:
         list(rows[0]), [list(r.values()) for r in rows]) + "\n\nEach attack runs on every correctly classified "
         f"point; the worst case counts the points that no attack fooled. PGD: {args.eval_steps} steps with random "
         f"start; APGD-CE and APGD-T: {args.eval_steps} iterations each, APGD-T against the top {args.targets} "
-        "other classes.")
+        "other classes." + (f" The train column runs the same attacks on the first {len(probe)} training images, "
+                            "unshifted." if len(probe) else ""))
     report.section("Checks", _checks(rows, pgd_name))
     report.section("Verdict", _verdict(rows, args))
     report.figure(_curve_figure(curves, epsilons), "robust_accuracy_vs_eps.png",
@@ -210,6 +224,12 @@ def _verdict(rows, args) -> str:
             met = r["worst case"] >= TARGETS["pgd_at_worst_case"] and r["clean"] >= TARGETS["pgd_at_clean"]
             text.append(f"PGD-AT: {r['clean']:.4f} clean and {r['worst case']:.4f} worst case; the targets (97% "
                         f"clean, 88% worst case) are {'met' if met else 'NOT met'}.")
+    for r in robust:
+        train = next((value for key, value in r.items() if key.startswith("worst case, train")), None)
+        if train is not None:
+            text.append(f"{r['model']} keeps {train:.4f} worst case on its own training images against "
+                        f"{r['worst case']:.4f} on test images: a robust generalization gap of "
+                        f"{100 * (train - r['worst case']):.1f} points.")
     return " ".join(text)
 
 

@@ -77,3 +77,31 @@ def test_adversarial_training_trains_at_train_eps_which_defaults_to_eps():
     for argv, train_eps in (([], 0.3), (["--train-eps", "0.4"], 0.4), (["--eps", "0.2"], 0.2)):
         objective = adversarial_training._objective("PGD-AT", parser.parse_args(argv))
         assert isinstance(objective, sn.objectives.PGDAT) and objective.eps == train_eps
+
+
+def test_the_worst_case_on_training_images_is_the_clean_accuracy_at_eps_zero_and_below_it_beyond():
+    from argparse import Namespace
+
+    from demos.adversarial_training import _attacks, _worst_case
+
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.uniform(0, 1, (64, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 64))
+    model = sn.nn.Sequential(sn.nn.Flatten(), sn.nn.Linear(784, 10, rng=np.random.default_rng(1)))
+    sn.training.fit(model, sn.data.BatchLoader(data, 16, seed=0), optimizer=sn.optim.Adam(model.parameters(), lr=0.01),
+                    epochs=3, progress=False)
+    suite = _attacks(Namespace(eval_steps=5, seed=0, targets=1))
+    clean = sn.training.evaluate(model, data)["accuracy"]
+    assert clean > 0.5
+    assert _worst_case(model, data, suite, 0.0) == clean
+    assert _worst_case(model, data, suite, 0.3) < clean
+
+
+def test_the_verdict_states_the_robust_generalization_gap_from_the_train_column():
+    from argparse import Namespace
+
+    from demos.adversarial_training import _verdict
+
+    rows = [{"model": "PGD-AT", "clean": 0.98, "worst case": 0.84, "worst case, train (500)": 0.86}]
+    text = _verdict(rows, Namespace(epochs=40, train_size=8000, train_steps=10, train_eps=None, eps=0.3))
+    assert "0.8600 worst case on its own training images against 0.8400 on test images" in text
+    assert "gap of 2.0 points" in text and "NOT met" in text
