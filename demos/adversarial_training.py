@@ -168,8 +168,7 @@ def run(args, report) -> None:
         rows.append({"model": name, "clean": result["clean"],
                      **{attack: accuracy[0] for attack, accuracy in result["attacks"].items()},
                      "worst case": result["worst_case"][0],
-                     **({f"worst case, train ({len(probe)})": _worst_case(model, probe, suite, args.eps)}
-                        if len(probe) else {}),
+                     **({"worst case, train": _worst_case(model, probe, suite, args.eps)} if len(probe) else {}),
                      f"test acc. ({len(test)})": sn.training.evaluate(model, test)["accuracy"],
                      "train min": sum(r["seconds"] for r in histories[name]) / 60})
         curves[name] = _robustness_curve(model, evaluation.x, evaluation.y, epsilons, min(20, args.eval_steps),
@@ -225,8 +224,8 @@ def _verdict(rows, args) -> str:
             text.append(f"PGD-AT: {r['clean']:.4f} clean and {r['worst case']:.4f} worst case; the targets (97% "
                         f"clean, 88% worst case) are {'met' if met else 'NOT met'}.")
     for r in robust:
-        train = next((value for key, value in r.items() if key.startswith("worst case, train")), None)
-        if train is not None:
+        if "worst case, train" in r:
+            train = r["worst case, train"]
             text.append(f"{r['model']} keeps {train:.4f} worst case on its own training images against "
                         f"{r['worst case']:.4f} on test images: a robust generalization gap of "
                         f"{100 * (train - r['worst case']):.1f} points.")

@@ -101,7 +101,7 @@ def test_the_verdict_states_the_robust_generalization_gap_from_the_train_column(
 
     from demos.adversarial_training import _verdict
 
-    rows = [{"model": "PGD-AT", "clean": 0.98, "worst case": 0.84, "worst case, train (500)": 0.86}]
+    rows = [{"model": "PGD-AT", "clean": 0.98, "worst case": 0.84, "worst case, train": 0.86}]
     text = _verdict(rows, Namespace(epochs=40, train_size=8000, train_steps=10, train_eps=None, eps=0.3))
     assert "0.8600 worst case on its own training images against 0.8400 on test images" in text
     assert "gap of 2.0 points" in text and "NOT met" in text
