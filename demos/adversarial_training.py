@@ -188,7 +188,7 @@ def run(args, report) -> None:
         "other classes." + (f" The train column runs the same attacks on the first {len(probe)} training images, "
                             "unshifted." if len(probe) else ""))
     report.section("Checks", _checks(rows, pgd_name))
-    report.section("Verdict", _verdict(rows, args))
+    report.section("Verdict", _verdict(rows, args, histories))
     report.figure(_curve_figure(curves, epsilons), "robust_accuracy_vs_eps.png",
                   f"PGD-{min(20, args.eval_steps)} accuracy against the radius eps for each model.")
     for name, history in histories.items():
@@ -210,7 +210,7 @@ def _checks(rows, pgd_name) -> str:
     return "\n".join(lines)
 
 
-def _verdict(rows, args) -> str:
+def _verdict(rows, args, histories=None) -> str:
     text = []
     robust = [r for r in rows if r["model"] != "plain"]
     if robust:
@@ -229,7 +229,28 @@ def _verdict(rows, args) -> str:
             text.append(f"{r['model']} keeps {train:.4f} worst case on its own training images against "
                         f"{r['worst case']:.4f} on test images: a robust generalization gap of "
                         f"{100 * (train - r['worst case']):.1f} points.")
+    overfit = _catastrophic_overfitting((histories or {}).get("PGD-AT", []))
+    if overfit:
+        text.append(overfit)
     return " ".join(text)
+
+
+CATASTROPHIC_GAP = 0.25
+
+
+def _catastrophic_overfitting(history) -> str:
+    """Wong et al. (2020, "Fast is better than free"): with a weak attack inside training (one FGSM step), PGD-AT
+    can suddenly learn to defeat that attack alone; its accuracy on the training attack's inputs then stays high
+    while PGD accuracy collapses. Said when, at the last epoch, the first exceeds the monitored PGD accuracy by more
+    than CATASTROPHIC_GAP."""
+    if not history or "test_robust_accuracy" not in history[-1]:
+        return ""
+    train, pgd = history[-1]["train_accuracy"], history[-1]["test_robust_accuracy"]
+    if train - pgd <= CATASTROPHIC_GAP:
+        return ""
+    return (f"Catastrophic overfitting (Wong et al. 2020): at the last epoch PGD-AT classifies {train:.4f} of its "
+            f"training attack's inputs but only {pgd:.4f} of the monitored test images under PGD-"
+            f"{RobustMonitor.STEPS}; the attack inside training no longer finds what PGD finds (use more steps).")
 
 
 def _curve_figure(curves, epsilons):
