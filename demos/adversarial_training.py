@@ -212,7 +212,7 @@ def _checks(rows, pgd_name) -> str:
     return "\n".join(lines)
 
 
-def _verdict(rows, args, histories=None) -> str:
+def _verdict(rows, args, histories) -> str:
     text = []
     robust = [r for r in rows if r["model"] != "plain"]
     if robust:
@@ -231,21 +231,21 @@ def _verdict(rows, args, histories=None) -> str:
             text.append(f"{r['model']} keeps {train:.4f} worst case on its own training images against "
                         f"{r['worst case']:.4f} on test images: a robust generalization gap of "
                         f"{100 * (train - r['worst case']):.1f} points.")
-    overfit = _catastrophic_overfitting((histories or {}).get("PGD-AT", []))
-    if overfit:
-        text.append(overfit)
-    return " ".join(text)
+    text.append(_catastrophic_overfitting(histories.get("PGD-AT", []), args))
+    return " ".join(t for t in text if t)
 
 
 CATASTROPHIC_GAP = 0.25
 
 
-def _catastrophic_overfitting(history) -> str:
+def _catastrophic_overfitting(history, args) -> str:
     """Wong et al. (2020, "Fast is better than free"): with a weak attack inside training (one FGSM step), PGD-AT
     can suddenly learn to defeat that attack alone; its accuracy on the training attack's inputs then stays high
     while PGD accuracy collapses. Said when, at the last epoch, the first exceeds the monitored PGD accuracy by more
-    than CATASTROPHIC_GAP."""
+    than CATASTROPHIC_GAP. Only when both measure the same radius: training at eps and past the eps warm-up."""
     if not history or "test_robust_accuracy" not in history[-1]:
+        return ""
+    if _train_eps(args) != args.eps or args.epochs <= args.warmup_epochs:
         return ""
     train, pgd = history[-1]["train_accuracy"], history[-1]["test_robust_accuracy"]
     if train - pgd <= CATASTROPHIC_GAP:
