@@ -10,9 +10,11 @@ images shifted by up to 2 pixels; what is attacked is the exponential moving ave
 Gowal et al. 2020); `--train-eps` sets the radius of the attack inside training apart from the evaluation's
 `--eps`. The attack inside training is PGD-3 (step 0.2) for 120 epochs by default: on two cores, more and
 cheaper updates did better than fewer with PGD-10 or PGD-20, and one FGSM step overfits catastrophically
-(README). The worst case on training images beside the test one tells a robust generalization gap from
-robustness that training did not reach at all. Trained models are checkpointed in OUT/models, so an
-interrupted run resumes.
+(README). A final stage of 10 epochs (`--final-epochs`) then trains on from the averaged weights at a tenth
+of the learning rate against a stronger attack, APGD-CE with 10 iterations: a curriculum in attack strength (Cai
+et al. 2018), since on the trained model PGD-3 finds far fewer adversarial examples than APGD does. The worst case
+on training images beside the test one tells a robust generalization gap from robustness that training did not
+reach at all. Trained models are checkpointed in OUT/models, so an interrupted run resumes.
 """
 
 from functools import partial
@@ -43,6 +45,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup-epochs", type=float, default=10.0, help="eps grows linearly over these epochs")
     parser.add_argument("--train-steps", type=int, default=3, help="PGD steps of the attack inside training")
     parser.add_argument("--train-step-size", type=float, default=0.2)
+    parser.add_argument("--final-epochs", type=int, default=10,
+                        help="epochs of a final stage with a stronger attack inside training, from the main "
+                             "schedule's averaged weights (0: none)")
+    parser.add_argument("--final-steps", type=int, default=10, help="APGD-CE iterations in the final stage")
+    parser.add_argument("--final-lr", type=float, default=1e-4, help="Adam's learning rate in the final stage "
+                                                                     "(cosine schedule)")
     parser.add_argument("--beta", type=float, default=6.0, help="TRADES and MART trade-off")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (cosine schedule)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -67,11 +75,18 @@ def _train_eps(args) -> float:
     return args.eps if args.train_eps is None else args.train_eps
 
 
-def _objective(name, args):
+def _objective(name, args, final: bool = False):
+    """The framework's objective for the main schedule or, with `final`, for the final stage: no warm-up, and
+    APGD-CE with `--final-steps` iterations as the attack (PGD with as many steps for TRADES, whose attack
+    maximizes the KL divergence, which APGD does not)."""
     if FRAMEWORKS[name] is None:
         return sn.training.standard
-    settings = dict(eps=_train_eps(args), steps=args.train_steps, step_size=args.train_step_size,
-                    warmup_epochs=args.warmup_epochs)
+    if final:
+        settings = dict(eps=_train_eps(args), steps=args.final_steps,
+                        attack="pgd" if FRAMEWORKS[name].attack_loss == "kl" else "apgd")
+    else:
+        settings = dict(eps=_train_eps(args), steps=args.train_steps, step_size=args.train_step_size,
+                        warmup_epochs=args.warmup_epochs)
     if name in ("TRADES", "MART"):
         settings["beta"] = args.beta
     return FRAMEWORKS[name](**settings)
@@ -98,24 +113,36 @@ class RobustMonitor(sn.training.Callback):
 
 
 def _train(name, args, train, test, report):
+    """The main schedule, then (for the adversarial frameworks, with `--final-epochs`) the final stage."""
     model = MODELS[args.model](seed=args.seed)
     augment = sn.data.RandomCrop(args.shift) if args.shift > 0 else None
     loader = sn.data.BatchLoader(train, args.batch_size, shuffle=True, seed=args.seed, augment=augment)
+    history = _stage(name, model, args, loader, test, report, final=False)
+    if args.final_epochs > 0 and FRAMEWORKS[name] is not None:
+        final = _stage(name, model, args, loader, test, report, final=True)
+        history += [dict(record, epoch=record["epoch"] + args.epochs) for record in final]
+    return model, history
+
+
+def _stage(name, model, args, loader, test, report, final: bool) -> list[dict]:
+    """One `fit` with Adam on a cosine schedule, its own weight average and checkpoint; the model ends holding
+    the averaged weights, which the final stage starts from."""
+    epochs, lr = (args.final_epochs, args.final_lr) if final else (args.epochs, args.lr)
     monitor = test.subset(np.arange(min(args.monitor_size, len(test))))
     average = WeightAverage(model, args.average) if args.average > 0 else None
     callbacks = [average] if average is not None else []
     if args.monitor_size > 0:
         callbacks.append(RobustMonitor(monitor, args.eps, args.seed, average))
-    optimizer = sn.optim.Adam(model.parameters(), lr=args.lr)
-    schedule = sn.optim.Cosine(args.lr, args.epochs)
-    checkpoint = report.out / "models" / f"{name}_{args.model}.npz"
+    optimizer = sn.optim.Adam(model.parameters(), lr=lr)
+    checkpoint = report.out / "models" / f"{name}_{args.model}{'_final' if final else ''}.npz"
     checkpoint.parent.mkdir(exist_ok=True)
-    print(f"training {name} ({args.epochs} epochs)", flush=True)
-    history = sn.training.fit(model, loader, test, _objective(name, args), optimizer, schedule, args.epochs,
-                              callbacks=callbacks, checkpoint=checkpoint, resume=True, seed=args.seed)
+    print(f"training {name} ({epochs} epochs{', final stage' if final else ''})", flush=True)
+    history = sn.training.fit(model, loader, test, _objective(name, args, final), optimizer,
+                              sn.optim.Cosine(lr, epochs), epochs, callbacks=callbacks, checkpoint=checkpoint,
+                              resume=True, seed=args.seed)
     if average is not None:
         model.load_state_dict(average.average)
-    return model, history
+    return history
 
 
 def _attacks(args):
@@ -152,6 +179,7 @@ def run(args, report) -> None:
         train = train.subset(rng.permutation(len(train))[:1024])
         args.epochs, args.warmup_epochs, args.train_steps, args.eval_size, args.eval_steps, args.targets = (
             1, 0.5, 3, 100, 5, 1)
+        args.final_epochs, args.final_steps = min(args.final_epochs, 1), 3
         args.monitor_size, args.train_eval_size = min(args.monitor_size, 100), min(args.train_eval_size, 100)
         names = names[:2]
         test = test.subset(np.arange(500))
@@ -218,8 +246,8 @@ def _verdict(rows, args, histories) -> str:
     if robust:
         best = max(robust, key=lambda r: r["worst case"])
         text.append(f"At our scale ({args.epochs} epochs on {args.train_size} images, {args.train_steps}-step PGD "
-                    f"at eps {_train_eps(args)} inside training), {best['model']} has the highest worst-case "
-                    f"accuracy at eps = {args.eps}: {best['worst case']:.4f}.")
+                    f"at eps {_train_eps(args)} inside training{_final_stage(args)}), {best['model']} has the highest "
+                    f"worst-case accuracy at eps = {args.eps}: {best['worst case']:.4f}.")
     for r in rows:
         if r["model"] == "PGD-AT":
             met = r["worst case"] >= TARGETS["pgd_at_worst_case"] and r["clean"] >= TARGETS["pgd_at_clean"]
@@ -233,6 +261,12 @@ def _verdict(rows, args, histories) -> str:
                         f"{100 * (train - r['worst case']):.1f} points.")
     text.append(_catastrophic_overfitting(histories.get("PGD-AT", []), args))
     return " ".join(t for t in text if t)
+
+
+def _final_stage(args) -> str:
+    if args.final_epochs <= 0:
+        return ""
+    return f", then {args.final_epochs} epochs against {args.final_steps}-step APGD-CE (PGD for TRADES)"
 
 
 CATASTROPHIC_GAP = 0.25

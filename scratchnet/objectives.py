@@ -4,7 +4,9 @@ them.
 
 Each objective is called as `objective(model, x, y, rng) -> (loss, logits)` like `training.standard`. It first
 crafts x' with PGD in eval mode (`attacks.pgd` restores train mode afterwards), then computes its loss in train
-mode with gradients through the model only (x' is a constant). `fit` calls `objective.schedule(t)` with the
+mode with gradients through the model only (x' is a constant). With `attack="apgd"` the inner maximization
+is APGD-CE (Croce & Hein 2020) instead, with `steps` iterations and its own step-size rule: a stronger attack for
+the last epochs of a curriculum in attack strength (Cai et al. 2018). `fit` calls `objective.schedule(t)` with the
 fractional epoch before every step, which ramps eps up linearly over the first `warmup_epochs`.
 """
 
@@ -22,7 +24,8 @@ from scratchnet.tensor import Tensor, as_tensor
 @dataclass
 class AdversarialObjective:
     """The attack settings shared by every framework: PGD with `steps` steps of `step_size` (default
-    2.5 eps / steps) in the `norm` ball of radius `eps`, and an optional linear eps warm-up."""
+    2.5 eps / steps) in the `norm` ball of radius `eps` (or, with `attack="apgd"`, APGD-CE with `steps`
+    iterations), and an optional linear eps warm-up."""
 
     eps: float
     steps: int = 10
@@ -30,6 +33,7 @@ class AdversarialObjective:
     norm: str = "inf"
     bounds: tuple = (0.0, 1.0)
     warmup_epochs: float = 0.0
+    attack: str = "pgd"
 
     start = True  # PGD's random start: uniform in the ball (Madry); TRADES and MART use "gaussian"
     attack_loss = "ce"
@@ -37,6 +41,11 @@ class AdversarialObjective:
     def __post_init__(self):
         if not self.eps >= 0 or not self.warmup_epochs >= 0:
             raise ValueError(f"eps and warmup_epochs must be >= 0, got {self.eps!r} and {self.warmup_epochs!r}")
+        if self.attack not in ("pgd", "apgd"):
+            raise ValueError(f"attack must be 'pgd' or 'apgd', got {self.attack!r}")
+        if self.attack == "apgd" and self.attack_loss != "ce":
+            raise ValueError(f"{type(self).__name__} maximizes the {self.attack_loss} loss, which APGD does not "
+                             "support: use attack='pgd'")
         self.current_eps = self.eps if self.warmup_epochs == 0 else 0.0
 
     def schedule(self, t: float) -> None:
@@ -45,6 +54,9 @@ class AdversarialObjective:
 
     def adversarial_example(self, model, x, y, rng) -> np.ndarray:
         eps = self.current_eps
+        if self.attack == "apgd":
+            return attacks.apgd(model, x, y, eps, steps=self.steps, norm=self.norm, loss="ce", bounds=self.bounds,
+                                rng=rng)
         step_size = 2.5 * eps / self.steps if self.step_size is None else self.step_size
         return attacks.pgd(model, x, y, eps, steps=self.steps, step_size=step_size, norm=self.norm,
                            random_start=self.start, loss=self.attack_loss, bounds=self.bounds, rng=rng)

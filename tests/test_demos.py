@@ -79,6 +79,39 @@ def test_adversarial_training_trains_at_train_eps_which_defaults_to_eps():
         assert isinstance(objective, sn.objectives.PGDAT) and objective.eps == train_eps
 
 
+def test_the_final_stage_attacks_with_apgd_ce_at_full_eps_and_trades_with_pgd():
+    from demos import adversarial_training
+    from demos.__main__ import _parser
+
+    args = _parser("adversarial_training", adversarial_training).parse_args(["--final-steps", "7"])
+    for name in ("PGD-AT", "ALP", "MART", "TRADES"):
+        main, final = (adversarial_training._objective(name, args, final) for final in (False, True))
+        assert (main.attack, main.steps, main.warmup_epochs) == ("pgd", args.train_steps, args.warmup_epochs)
+        assert (final.attack, final.steps, final.current_eps) == (
+            "pgd" if name == "TRADES" else "apgd", 7, args.eps)
+
+
+def test_the_final_stage_continues_the_history_from_the_main_schedules_averaged_weights(tmp_path):
+    from types import SimpleNamespace
+
+    from demos import adversarial_training
+    from demos.__main__ import _parser
+
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.uniform(0, 1, (32, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 32))
+    args = _parser("adversarial_training", adversarial_training).parse_args(
+        ["--model", "small", "--epochs", "2", "--warmup-epochs", "0", "--final-epochs", "1", "--final-steps", "2",
+         "--final-lr", "0", "--batch-size", "16", "--monitor-size", "8"])
+    model, history = adversarial_training._train("PGD-AT", args, data, data, SimpleNamespace(out=tmp_path))
+    assert [r["epoch"] for r in history] == [1, 2, 3] and history[-1]["lr"] == 0
+    main = sn.checkpoint.load_arrays(tmp_path / "models" / "PGD-AT_small.npz")
+    final = sn.checkpoint.load_arrays(tmp_path / "models" / "PGD-AT_small_final.npz")
+    assert int(final["callback0/updates"]) == 2  # the final stage's own average, over its own two steps
+    for name, value in model.state_dict().items():  # at learning rate 0 the final stage keeps its start
+        np.testing.assert_allclose(value, main[f"callback0/average/{name}"], rtol=1e-6, atol=1e-7)
+        assert not np.allclose(value, main[f"model/{name}"])  # ...the main stage's average, not its last weights
+
+
 def test_the_worst_case_on_training_images_is_the_clean_accuracy_at_eps_zero_and_below_it_beyond():
     from argparse import Namespace
 

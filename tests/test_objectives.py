@@ -80,22 +80,36 @@ def test_the_adversarial_example_respects_the_current_eps(name):
     assert objective.current_eps == 0.2
 
 
+@given(seed=st.integers(0, 2**16), eps=st.floats(0.0, 0.3))
+@settings(max_examples=20, deadline=None)
+def test_with_attack_apgd_the_inner_maximization_is_apgd_ce(seed, eps):
+    model, x, _, y = setting(seed)
+    objective = objectives.MART(eps=eps, steps=5, attack="apgd")
+    x_adv = objective.adversarial_example(model, x, y, np.random.default_rng(seed))
+    np.testing.assert_array_equal(x_adv, sn.attacks.apgd(model, x, y, eps, steps=5, loss="ce", rng=seed))
+    assert np.abs(x_adv - x).max() <= eps + 1e-12 and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="eps"):
         objectives.TRADES(eps=-0.1)
     with pytest.raises(ValueError, match="warmup_epochs"):
         objectives.PGDAT(eps=0.1, warmup_epochs=-1)
+    with pytest.raises(ValueError, match="attack must be"):
+        objectives.PGDAT(eps=0.1, attack="fgsm")
+    with pytest.raises(ValueError, match="APGD does not"):
+        objectives.TRADES(eps=0.1, attack="apgd")
 
 
-@pytest.mark.parametrize("name", FRAMEWORKS)
-def test_the_objectives_train_through_fit_and_reduce_the_loss(name):
+@pytest.mark.parametrize("name, attack", [(name, "pgd") for name in FRAMEWORKS] + [("PGDAT", "apgd")])
+def test_the_objectives_train_through_fit_and_reduce_the_loss(name, attack):
     rng = np.random.default_rng(0)
     centers = rng.random((CLASSES, 6))
     y = rng.integers(0, CLASSES, 256)
     x = np.clip(centers[y] + 0.05 * rng.standard_normal((256, 6)), 0, 1)
     model = sn.nn.models.mlp([6, 16, CLASSES], seed=0).to(np.float64)
     loader = BatchLoader(ArrayDataset(x, y), batch_size=32, shuffle=True, seed=0)
-    objective = getattr(objectives, name)(eps=0.02, steps=3, warmup_epochs=1)
+    objective = getattr(objectives, name)(eps=0.02, steps=3, warmup_epochs=1, attack=attack)
     history = sn.training.fit(model, loader, None, objective, sn.optim.Adam(model.parameters(), lr=0.05),
                               epochs=5, progress=False)
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
