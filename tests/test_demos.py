@@ -135,7 +135,11 @@ def test_the_verdict_states_the_robust_generalization_gap_from_the_train_column(
     from demos.adversarial_training import _verdict
 
     rows = [{"model": "PGD-AT", "clean": 0.98, "worst case": 0.84, "worst case, train": 0.86}]
-    text = _verdict(rows, Namespace(epochs=40, train_size=8000, train_steps=10, train_eps=None, eps=0.3), {})
+    args = Namespace(epochs=40, train_size=8000, train_steps=10, train_eps=None, eps=0.3, final_epochs=0)
+    text = _verdict(rows, args, {})
+    assert "inside training), PGD-AT" in text
+    assert "then 5 epochs against 7-step APGD-CE" in _verdict(rows, Namespace(**{**vars(args), "final_epochs": 5,
+                                                                                 "final_steps": 7}), {})
     assert "0.8600 worst case on its own training images against 0.8400 on test images" in text
     assert "gap of 2.0 points" in text and "NOT met" in text
 
@@ -146,7 +150,8 @@ def test_the_verdict_names_catastrophic_overfitting_only_when_pgd_accuracy_falls
     from demos.adversarial_training import CATASTROPHIC_GAP, _verdict
 
     rows = [{"model": "PGD-AT", "clean": 0.99, "worst case": 0.01}]
-    args = Namespace(epochs=16, warmup_epochs=10, train_size=8000, train_steps=1, train_eps=None, eps=0.3)
+    args = Namespace(epochs=16, warmup_epochs=10, train_size=8000, train_steps=1, train_eps=None, eps=0.3,
+                     final_epochs=0)
     overfit = [{"train_accuracy": 0.871, "test_robust_accuracy": 0.010}]  # the FGSM run in the README
     healthy = [{"train_accuracy": 0.819, "test_robust_accuracy": 0.765}]  # a PGD-3 run at the same epoch
     at_the_margin = [{"train_accuracy": 0.5 + CATASTROPHIC_GAP, "test_robust_accuracy": 0.5}]
