@@ -54,7 +54,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--beta", type=float, default=6.0, help="TRADES and MART trade-off")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (cosine schedule)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--eval-size", type=int, default=1000, help="test images attacked")
+    parser.add_argument("--eval-size", type=int, default=2000,
+                        help="test images attacked (2,000: all the held-out images of the 8,000 / 2,000 split)")
     parser.add_argument("--eval-steps", type=int, default=40, help="steps of PGD and of both APGD attacks")
     parser.add_argument("--train-eval-size", type=int, default=500,
                         help="training images (unshifted) attacked too, to tell a robust generalization gap from "
