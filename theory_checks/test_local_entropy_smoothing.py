@@ -5,7 +5,8 @@ Statement. For Phi_gamma(theta) = -T log int exp(-(f(theta') + gamma ||theta - t
 grad Phi = gamma (theta - mu(theta)) with mu the mean of p(theta' | theta) ∝ exp(-(f(theta') + gamma ||theta -
 theta'||^2 / 2) / T), and Hessian Phi = gamma I - (gamma^2 / T) Cov_p(theta') <= gamma I: f enters only through an
 integral, so jumps of grad f are averaged out. For the l-inf adversarial loss of the linear model at a w on the
-hyperplane w_0 = 0, the raw R(w, h) grows like 1 / h while R of grad Phi stays about gamma or below.
+hyperplane w_0 = 0, the raw R(w, h) grows like 1 / h while R of grad Phi stays flat, and its curvature along
+any direction stays at most gamma.
 
 grad Phi is computed by self-normalized importance sampling from N(theta0, (T / gamma) I) with fixed samples
 (common random numbers at theta and theta + h u): theta enters only through the Gaussian factor, so the estimate is
@@ -47,7 +48,14 @@ def test_the_local_entropy_gradient_stays_smooth_where_the_linf_adversarial_grad
     hs = np.array([1e-1, 1e-3, 1e-5])
     raw = lipschitz_curve(lambda v: smoothness.adversarial_gradient(v, x, y, eps, np.inf), w, hs, 16, seed)
     entropy = lipschitz_curve(lambda v: local_entropy_gradient(f_values, samples, v, w), w, hs, 16, seed)
-    assert np.all(entropy <= 1.2 * GAMMA), entropy
+    # Hessian Phi <= gamma I is one-sided (the covariance term can make |Hessian| exceed gamma): along any u the
+    # difference quotient u . (grad Phi(w + h u) - grad Phi(w)) / h, an average of u^T Hessian u, stays <= gamma
+    directions = rng.standard_normal((16, d))
+    for u in directions / np.linalg.norm(directions, axis=1, keepdims=True):
+        for h in hs:
+            step = local_entropy_gradient(f_values, samples, w + h * u, w) - local_entropy_gradient(
+                f_values, samples, w, w)
+            assert u @ step / h <= GAMMA * (1 + 1e-6), (h, u @ step / h)
     assert entropy[-1] <= 2 * entropy[0] + 1e-6, entropy  # flat: no 1 / h growth
     assert raw[-1] >= 1000 * raw[0], raw  # slope -1: four decades of h give about four of R
     assert raw[-1] >= 100 * entropy[-1], (raw, entropy)
