@@ -11,11 +11,12 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
 - LLVM does not vectorize a floating-point max reduction, but for values >= 0 the order of the float equals
   the order of its bit pattern read as an integer, and integer max reductions vectorize. So |x - w| is
   reduced as int32 (float32) or int64 (float64) bits, and y is those bits read back as floats.
-- The argmax is found without slowing that loop: it runs chunk by chunk along n, remembers which chunk first
+- The argmax is found without a second pass over n: the loop runs chunk by chunk, remembers which chunk first
   reached the running max, and afterwards rescans only that chunk for the first coordinate holding the max.
-- The sign of x - w at the argmax is not stored: the backward reads it back from x and w (two loads an output).
-  The backward is sparse: one scatter per output, parallel over rows of x for gx and over rows of w for gw, so
-  no two threads ever write the same row and there is no [B, m, n] intermediate.
+- The sign of x - w at the argmax is not stored: the backward's gx pass reads it back from x and w (two loads an
+  output) and keeps gy times it for the gw pass. The backward is sparse: one scatter per output, parallel over
+  rows of x for gx and over blocks of rows of w for gw, so no two threads ever write the same row and there is no
+  [B, m, n] intermediate.
 - lp: every term is scaled by the l-inf distance M = max_j |d_j| (the forward above), so (|d_j| / M)^p <= 1 and
   the sum cannot overflow; the gradient's base |d_j| / y is <= 1 as well. An integer exponent below
   2^POWER_BITS is compiled into the kernel (one kernel per exponent, built on first use): the power becomes the
@@ -35,9 +36,13 @@ from numba.extending import intrinsic
 
 # The register block: RB rows of x against RJ rows of w, eight accumulators (lesson 2 of the spec).
 RB, RJ = 2, 4
-# The argmax is tracked per chunk of CHUNK coordinates; a tile of w of about W_BYTES stays in L2.
-CHUNK = 64
+# The argmax is tracked per chunk of CHUNK coordinates (128 measured 1.15x faster than 64: fewer horizontal
+# reductions, a longer vector loop; the rescan of one chunk costs little either way); a tile of w of about
+# W_BYTES stays in L2.
+CHUNK = 128
 W_BYTES = 256 * 1024
+# The gw scatter walks SCATTER_WIDTH columns of index at a time (64 int64 = 8 cache lines a row).
+SCATTER_WIDTH = 64
 # Integer exponents below 2**POWER_BITS (p up to 2047) use the multiplication chain.
 POWER_BITS = 11
 # float32 constants: in float64 code they widen, in float32 code they keep the arithmetic in float32
@@ -92,10 +97,11 @@ def _block_max(x0, x1, w0, w1, w2, w3, n):
 @njit(cache=True, inline="always")
 def _first_at(x_row, w_row, target, n):
     """The first j < n with bits(|x_j - w_j|) == target: a min reduction over j, which vectorizes (a loop that
-    breaks at the first hit does not)."""
-    first = n
+    breaks at the first hit does not). The indices are int32, eight to a vector instead of four (1.1x overall)."""
+    none = np.int32(n)
+    first = none
     for j in range(n):
-        first = min(first, j if _bits(np.abs(x_row[j] - w_row[j])) == target else n)
+        first = min(first, np.int32(j) if _bits(np.abs(x_row[j] - w_row[j])) == target else none)
     return first
 
 
@@ -137,19 +143,26 @@ def linf_dist_forward(x, w):
 
 
 @njit(parallel=True, cache=True)
-def _scatter_x(gy, x, w, index, gx):
+def _scatter_x(gy, x, w, index, gx, coefficient):
+    """gx[b, j*] += c with c = gy[b, i] sign(x[b, j*] - w[i, j*]), parallel over rows b; c is kept for gw."""
     for b in prange(gy.shape[0]):
         for i in range(gy.shape[1]):
             j = index[b, i]
-            gx[b, j] += gy[b, i] * np.sign(x[b, j] - w[i, j])
+            c = gy[b, i] * np.sign(x[b, j] - w[i, j])
+            coefficient[b, i] = c
+            gx[b, j] += c
 
 
 @njit(parallel=True, cache=True)
-def _scatter_w(gy, x, w, index, gw):
-    for i in prange(gy.shape[1]):
-        for b in range(gy.shape[0]):
-            j = index[b, i]
-            gw[i, j] -= gy[b, i] * np.sign(x[b, j] - w[i, j])
+def _scatter_w(coefficient, index, width, gw):
+    """gw[i, j*] -= c, parallel over blocks of `width` rows of w. Each block walks down its columns of index and
+    coefficient, reading `width` contiguous entries a row (a column at a time, re-deriving the sign from x and w,
+    took 1.5x as long at B = 512, n = m = 1024)."""
+    m = index.shape[1]
+    for block in prange((m + width - 1) // width):
+        for b in range(index.shape[0]):
+            for i in range(block * width, min(block * width + width, m)):
+                gw[i, index[b, i]] -= coefficient[b, i]
 
 
 def linf_dist_backward(gy, x, w, index):
@@ -158,9 +171,9 @@ def linf_dist_backward(gy, x, w, index):
     gy, index = np.ascontiguousarray(gy, x.dtype), np.ascontiguousarray(index, np.int64)
     assert gy.shape == index.shape == (x.shape[0], w.shape[0]), (gy.shape, index.shape, x.shape, w.shape)
     assert index.size == 0 or (index.min() >= 0 and index.max() < x.shape[1]), "index out of range"
-    gx, gw = np.zeros_like(x), np.zeros_like(w)
-    _scatter_x(gy, x, w, index, gx)
-    _scatter_w(gy, x, w, index, gw)
+    gx, gw, coefficient = np.zeros_like(x), np.zeros_like(w), np.empty_like(gy)
+    _scatter_x(gy, x, w, index, gx, coefficient)
+    _scatter_w(coefficient, index, SCATTER_WIDTH, gw)
     return gx, gw
 
 
