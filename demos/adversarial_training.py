@@ -246,8 +246,9 @@ def _verdict(rows, args, histories) -> str:
     robust = [r for r in rows if r["model"] != "plain"]
     if robust:
         best = max(robust, key=lambda r: r["worst case"])
+        final = _final_stage(args, [r["model"] for r in robust])
         text.append(f"At our scale ({args.epochs} epochs on {args.train_size} images, {args.train_steps}-step PGD "
-                    f"at eps {_train_eps(args)} inside training{_final_stage(args)}), {best['model']} has the highest "
+                    f"at eps {_train_eps(args)} inside training{final}), {best['model']} has the highest "
                     f"worst-case accuracy at eps = {args.eps}: {best['worst case']:.4f}.")
     for r in rows:
         if r["model"] == "PGD-AT":
@@ -264,10 +265,11 @@ def _verdict(rows, args, histories) -> str:
     return " ".join(t for t in text if t)
 
 
-def _final_stage(args) -> str:
+def _final_stage(args, models) -> str:
     if args.final_epochs <= 0:
         return ""
-    return f", then {args.final_epochs} epochs against {args.final_steps}-step APGD-CE (PGD for TRADES)"
+    trades = " (PGD for TRADES)" if "TRADES" in models else ""
+    return f", then {args.final_epochs} epochs against {args.final_steps}-step APGD-CE{trades}"
 
 
 CATASTROPHIC_GAP = 0.25

@@ -138,8 +138,10 @@ def test_the_verdict_states_the_robust_generalization_gap_from_the_train_column(
     args = Namespace(epochs=40, train_size=8000, train_steps=10, train_eps=None, eps=0.3, final_epochs=0)
     text = _verdict(rows, args, {})
     assert "inside training), PGD-AT" in text
-    assert "then 5 epochs against 7-step APGD-CE" in _verdict(rows, Namespace(**{**vars(args), "final_epochs": 5,
-                                                                                 "final_steps": 7}), {})
+    with_final = Namespace(**{**vars(args), "final_epochs": 5, "final_steps": 7})
+    assert "then 5 epochs against 7-step APGD-CE), PGD-AT" in _verdict(rows, with_final, {})
+    trades = {"model": "TRADES", "clean": 0.97, "worst case": 0.85}
+    assert "7-step APGD-CE (PGD for TRADES)), TRADES" in _verdict([*rows, trades], with_final, {})
     assert "0.8600 worst case on its own training images against 0.8400 on test images" in text
     assert "gap of 2.0 points" in text and "NOT met" in text
 
