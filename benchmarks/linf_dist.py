@@ -6,7 +6,9 @@ name also gives our throughput in elements per second (B * m * n / time; one ele
 and its fraction of the machine's arithmetic peak. Peak assumption: cores x GHz x 8 float32 SIMD lanes (AVX2)
 x 2 vector operations per cycle per core, with the clock read from lscpu (3.2 GHz, the boost clock of this
 machine's EPYC, when lscpu does not report one). One l-inf element costs three vector operations (subtract,
-absolute value, max) and an lp element more, so a fraction of 1/3 would already be the ceiling for l-inf.
+absolute value, max) and an lp element more; Zen 3 can issue up to four vector operations a cycle, two of them
+multiplies, so l-inf's ceiling lies between 1/3 and 2/3 of this peak. "values only" is the forward without the
+argmax, which `functional.linf_dist` runs when no gradient is needed.
 The reference builds [B, m, n] arrays (2 GB each at this shape), so it runs on the first B_REFERENCE rows of x
 and its time is scaled by B / B_REFERENCE (it is linear in B).
 """
@@ -63,7 +65,7 @@ def _torch_variants(torch, x, w, gy):
 
         return run
 
-    return {"forward": forward, "forward+backward": forward_backward(float("inf")),
+    return {"forward": forward, "forward, values only": forward, "forward+backward": forward_backward(float("inf")),
             "lp forward+backward": forward_backward(P)}
 
 
@@ -72,6 +74,7 @@ def _variants(kernels, x, w, gy):
     y_p = kernels.lp_dist_forward(x, w, P)
     return {
         "forward": lambda: kernels.linf_dist_forward(x, w),
+        "forward, values only": lambda: kernels.linf_dist_values(x, w),
         "forward+backward": _in_sequence(lambda: kernels.linf_dist_forward(x, w),
                                          lambda: kernels.linf_dist_backward(gy, x, w, index)),
         "lp forward+backward": _in_sequence(lambda: kernels.lp_dist_forward(x, w, P),

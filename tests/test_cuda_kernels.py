@@ -115,6 +115,7 @@ def test_linf_and_lp_dist_match_the_cpu(problem, p):
     got_y, got_index = kernels.linf_dist_forward(x, w)
     equal(got_y, y)
     equal(got_index, index)
+    equal(kernels.linf_dist_values(x, w), y)
     for got, want in zip(kernels.linf_dist_backward(gy, x, w, index), linf_dist.linf_dist_backward(gy, x, w, index),
                          strict=True):
         equal(got, want)

@@ -40,6 +40,9 @@ def test_linf_forward_and_backward_match_the_reference(problem):
     assert y.dtype == x.dtype and index.dtype == np.int64 and y.flags.c_contiguous
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(index, want_index)
+    for values in (linf_dist.linf_dist_values(x, w), reference.linf_dist_values(x, w)):
+        assert values.dtype == x.dtype
+        np.testing.assert_array_equal(values, want_y)
     gx, gw = linf_dist.linf_dist_backward(gy, x, w, index)
     want_gx, want_gw = reference.linf_dist_backward(gy, x, w, want_index)
     assert gx.dtype == gw.dtype == x.dtype

@@ -56,6 +56,24 @@ def test_backends_agree(xw, p):
         np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-12)
 
 
+@settings(deadline=None, max_examples=15)
+@given(xw=pairs(max_n=8), backend=st.sampled_from(["numpy", "numba"]), which=st.sampled_from(["no_grad", "x", "w"]))
+def test_linf_dist_without_a_graph_gives_the_same_values(xw, backend, which):
+    """Without a gradient to compute, linf_dist runs the forward without the argmax; with one (through x, or
+    through w alone), the full forward; all give the same y."""
+    x, w = xw
+    with use_backend(backend):
+        with sn.no_grad():
+            plain = linf_dist(sn.Tensor(x, requires_grad=True), sn.Tensor(w, requires_grad=True))
+        if which != "no_grad":
+            inputs = sn.Tensor(x, requires_grad=which == "x"), sn.Tensor(w, requires_grad=which == "w")
+            graph = linf_dist(*inputs)
+            assert graph.requires_grad
+            np.testing.assert_array_equal(plain.data, graph.data)
+    assert not plain.requires_grad
+    np.testing.assert_array_equal(plain.data, np.abs(x[:, None, :] - w[None, :, :]).max(axis=2))
+
+
 def test_float32_stays_float32():
     x = sn.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
     w = sn.Tensor(np.zeros((4, 3), np.float32), requires_grad=True)

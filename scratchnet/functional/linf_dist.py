@@ -14,7 +14,7 @@ import numbers
 
 from scratchnet.backend import kernel
 from scratchnet.functional.elementwise import operands
-from scratchnet.tensor import FLOAT_DTYPES, Tensor
+from scratchnet.tensor import FLOAT_DTYPES, Tensor, is_grad_enabled
 
 
 def _check(x: Tensor, w: Tensor, op: str) -> tuple[Tensor, Tensor]:
@@ -47,6 +47,8 @@ def _edges(x: Tensor, w: Tensor, backward) -> list:
 def linf_dist(x: Tensor, w: Tensor) -> Tensor:
     """y[b, i] = ||x[b] - w[i]||_inf = max_j |x[b, j] - w[i, j]| for x [B, n], w [m, n] -> y [B, m]."""
     x, w = _check(x, w, "linf_dist")
+    if not (is_grad_enabled() and (x.requires_grad or w.requires_grad)):
+        return Tensor(kernel("linf_dist_values")(x.data, w.data))  # no graph, so no argmax to keep
     y, index = kernel("linf_dist_forward")(x.data, w.data)
     edges = _edges(x, w, lambda g: kernel("linf_dist_backward")(g, x.data, w.data, index))
     return Tensor.from_op(y, edges, "linf_dist")

@@ -137,9 +137,36 @@ def linf_dist_forward(x, w):
     x, w = _check(x, w)
     y = np.empty((x.shape[0], w.shape[0]), x.dtype)
     index = np.empty(y.shape, np.int64)
-    tile = max(RJ, W_BYTES // (w.shape[1] * w.itemsize) // RJ * RJ)
-    _linf_forward(x, w, CHUNK, tile, _int_view(y), index)
+    _linf_forward(x, w, CHUNK, _tile_rows(w), _int_view(y), index)
     return y, index
+
+
+def _tile_rows(w):
+    """Rows of w in a tile of about W_BYTES, a multiple of RJ."""
+    return max(RJ, W_BYTES // (w.shape[1] * w.itemsize) // RJ * RJ)
+
+
+@njit(parallel=True, cache=True)
+def _linf_values(x, w, tile, y_bits):
+    """The forward's loop without the argmax: one reduction over all of n per block, about 2x faster."""
+    batch, n = x.shape
+    m = w.shape[0]
+    for t0 in range(0, m, tile):
+        for bb in prange((batch + RB - 1) // RB):
+            r0, r1 = bb * RB, min(bb * RB + 1, batch - 1)
+            for i0 in range(t0, min(t0 + tile, m), RJ):
+                i1, i2, i3 = min(i0 + 1, m - 1), min(i0 + 2, m - 1), min(i0 + 3, m - 1)
+                block = _block_max(x[r0], x[r1], w[i0], w[i1], w[i2], w[i3], n)
+                y_bits[r0, i0], y_bits[r0, i1], y_bits[r0, i2], y_bits[r0, i3] = block[0], block[1], block[2], block[3]
+                y_bits[r1, i0], y_bits[r1, i1], y_bits[r1, i2], y_bits[r1, i3] = block[4], block[5], block[6], block[7]
+
+
+def linf_dist_values(x, w):
+    """y[b, i] = max_j |x[b, j] - w[i, j]| alone, for when no gradient is needed (and as lp's scale)."""
+    x, w = _check(x, w)
+    y = np.empty((x.shape[0], w.shape[0]), x.dtype)
+    _linf_values(x, w, _tile_rows(w), _int_view(y))
+    return y
 
 
 @njit(parallel=True, cache=True)
@@ -266,7 +293,7 @@ def lp_dist_forward(x, w, p):
     """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max)."""
     x, w = _check(x, w)
     assert p >= 1, p
-    y, _ = linf_dist_forward(x, w)
+    y = linf_dist_values(x, w)
     dtype = x.dtype.type
     _lp_forward_kernel(_exponent(p))(x, w, dtype(p), _floor(p, dtype), y)
     return y

@@ -194,6 +194,12 @@ def linf_dist_forward(x, w):
     return returned(y, is_device(x)), returned(index, is_device(x))
 
 
+def linf_dist_values(x, w):
+    """y[b, i] = max_j |x[b, j] - w[i, j]| for when no gradient is needed: the forward's y, its index dropped
+    (no separate GPU kernel)."""
+    return linf_dist_forward(x, w)[0]
+
+
 def linf_dist_backward(gy, x, w, index):
     """gx[b, j*] += gy[b, i] s and gw[i, j*] -= gy[b, i] s for j* = index[b, i], s = sign(x[b, j*] - w[i, j*])."""
     xd, wd = _check(x, w)

@@ -22,12 +22,14 @@ from scratchnet.kernels.reference.linf_dist import (
     interval_bounds,
     linf_dist_backward,
     linf_dist_forward,
+    linf_dist_values,
     lp_dist_backward,
     lp_dist_forward,
 )
 
 __all__ = [
-    "interval_bounds", "linf_dist_backward", "linf_dist_forward", "lp_dist_backward", "lp_dist_forward",
+    "interval_bounds", "linf_dist_backward", "linf_dist_forward", "linf_dist_values", "lp_dist_backward",
+    "lp_dist_forward",
     "avg_pool2d_backward", "avg_pool2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
     "conv2d_forward", "fold", "l2_project", "l2_step", "linf_project", "linf_step", "max_pool2d_backward",
     "max_pool2d_forward", "output_size", "relu_backward", "relu_forward", "unfold",

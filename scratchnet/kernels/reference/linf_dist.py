@@ -24,6 +24,11 @@ def linf_dist_forward(x, w):
     return np.ascontiguousarray(y), np.ascontiguousarray(index.astype(np.int64))
 
 
+def linf_dist_values(x, w):
+    """y[b, i] = max_j |x[b, j] - w[i, j]|: the forward without the argmax."""
+    return np.abs(_differences(x, w)).max(axis=2)
+
+
 def linf_dist_backward(gy, x, w, index):
     """The subgradient that sends each output's gradient to its argmax coordinate j* = index[b, i]:
     gx[b, j*] += gy[b, i] s and gw[i, j*] -= gy[b, i] s, with s = sign(x[b, j*] - w[i, j*])."""
