@@ -13,6 +13,8 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
   reduced as int32 (float32) or int64 (float64) bits, and y is those bits read back as floats.
 - The argmax is found without a second pass over n: the loop runs chunk by chunk, remembers which chunk first
   reached the running max, and afterwards rescans only that chunk for the first coordinate holding the max.
+  That costs about half the speed, so where no gradient is needed (certification, evaluation, lp's scale)
+  `linf_dist_values` runs the plain loop over all of n instead.
 - The sign of x - w at the argmax is not stored: the backward's gx pass reads it back from x and w (two loads an
   output) and keeps gy times it for the gw pass. The backward is sparse: one scatter per output, parallel over
   rows of x for gx and over blocks of rows of w for gw, so no two threads ever write the same row and there is no
