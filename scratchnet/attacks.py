@@ -12,7 +12,6 @@ The arithmetic of a step (move, project onto the ball, clip to the bounds) is on
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -21,6 +20,7 @@ from tqdm.auto import tqdm
 import scratchnet.functional as F
 from scratchnet.backend import kernel
 from scratchnet.functional.losses import dlr, margin
+from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import Tensor, grad, no_grad
 
 NORMS = ("inf", "2")
@@ -29,17 +29,6 @@ TRADES_START_STD = 0.001  # the "gaussian" random start of TRADES and MART: x + 
 
 
 # ---------------------------------------------------------------------------------------------- shared pieces
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """Run a block with the model in eval mode, then restore its previous mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def _check(x, y, eps, norm, bounds) -> tuple[np.ndarray, np.ndarray, float, float]:

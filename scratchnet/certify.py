@@ -27,8 +27,8 @@ import numpy as np
 
 import scratchnet.functional as F
 from scratchnet import attacks
-from scratchnet.attacks import eval_mode
 from scratchnet.nn.linf_dist import LinfDistNet, LinfDistNetMLP, infinite_p
+from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import Tensor, as_tensor, no_grad
 
 METHODS = ("interval", "margin")

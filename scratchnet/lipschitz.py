@@ -28,6 +28,7 @@ import numpy as np
 import scratchnet.functional as F
 from scratchnet import attacks, norms
 from scratchnet.nn.layers import BatchNorm2d
+from scratchnet.nn.module import eval_mode
 from scratchnet.nn.wide_resnet import WideResNet
 from scratchnet.tensor import Tensor, grad
 from scratchnet.training import predict
@@ -83,7 +84,8 @@ class AdversarialGradient:
     model's parameters when constructed) it starts from `restarts` random points and keeps the best; at any other
     theta it warm-starts from delta*(theta0). Calls leave the model's parameters at theta0. For l2 the loss is flat
     to second order at delta*, so the monotone test pins delta* to about sqrt(machine eps) relative accuracy: the
-    noise floor of R is about 1e-8 / h in float64.
+    noise floor of R is about 1e-8 / h in float64. The model runs in eval mode (Dropout off, BatchNorm on its
+    running statistics), both in the ascent and for the gradient, so that theta -> gradient is a function.
     """
 
     def __init__(self, model, x, y, eps: float, norm: str = "2", step_size: float | None = None, restarts: int = 5,
@@ -105,7 +107,7 @@ class AdversarialGradient:
 
     def _ascend(self, x_adv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Monotone projected gradient ascent from x_adv to convergence; returns (x_adv, per-example loss)."""
-        with attacks.eval_mode(self.model):
+        with eval_mode(self.model):
             loss, g, _ = attacks.loss_and_gradient(self.model, x_adv, self.loss)
             alpha = np.full(len(x_adv), self.step_size)
             for _ in range(self.max_steps):
@@ -124,9 +126,10 @@ class AdversarialGradient:
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         unflatten_parameters(theta, self.params)
         try:
-            x_adv = self._ascend(self.x_adv0.copy())[0] if self.eps > 0 else self.x
-            loss = F.cross_entropy(self.model(Tensor(x_adv)), self.y)
-            return np.concatenate([g.ravel() for g in grad(loss, self.params)])
+            with eval_mode(self.model):  # the mode the ascent ran in, so the gradient is the one at its maximum
+                x_adv = self._ascend(self.x_adv0.copy())[0] if self.eps > 0 else self.x
+                loss = F.cross_entropy(self.model(Tensor(x_adv)), self.y)
+                return np.concatenate([g.ravel() for g in grad(loss, self.params)])
         finally:
             unflatten_parameters(self.theta0, self.params)
 

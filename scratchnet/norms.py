@@ -29,6 +29,7 @@ from scratchnet.functional.conv import check_int
 from scratchnet.kernels import norms as norm_kernels
 from scratchnet.kernels.reference.conv import output_size
 from scratchnet.nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
+from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import FLOAT_DTYPES, Tensor, no_grad
 
 
@@ -222,19 +223,15 @@ def conv_input_sizes(model, input_shape) -> dict:
         return forward
 
     convs = [m for m in model.modules() if isinstance(m, Conv2d)]
-    modes = [(m, m.training) for m in model.modules()]
     dtype = model.parameters()[0].dtype
     try:
         for conv in convs:
             conv.forward = recorder(conv)
-        model.eval()
-        with no_grad():
+        with eval_mode(model), no_grad():
             model(np.zeros((1, *input_shape), dtype=dtype))
     finally:
         for conv in convs:
             del conv.forward
-        for m, mode in modes:
-            m.training = mode
     return sizes
 
 

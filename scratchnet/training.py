@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 import scratchnet.functional as F
 from scratchnet.checkpoint import load_arrays, save_arrays
+from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import Tensor, no_grad
 
 
@@ -33,14 +34,9 @@ def standard(model, x, y, rng) -> tuple[Tensor, Tensor]:
 
 
 def predict(model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """The model's logits on `x` in eval mode, batch by batch, without a graph. The model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            return np.concatenate([model(x[i:i + batch_size]).data for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
+    """The model's logits on `x` in eval mode, batch by batch, without a graph. Each module's mode is restored."""
+    with eval_mode(model), no_grad():
+        return np.concatenate([model(x[i:i + batch_size]).data for i in range(0, len(x), batch_size)])
 
 
 def evaluate(model, dataset, batch_size: int = 500) -> dict[str, float]:

@@ -152,17 +152,18 @@ def test_restarts_never_make_the_worst_case_better_for_the_model(seed, attack):
         assert np.all(loss(model(thrice)).data[still] >= loss(model(once)).data[still] - 1e-6)
 
 
-def test_an_attack_leaves_parameters_gradients_running_statistics_and_mode_untouched():
-    model = Sequential(sn.nn.Flatten(), Linear(FEATURES, 16), BatchNorm1d(16), ReLU(), Dropout(0.5),
-                       Linear(16, CLASSES))
+def test_an_attack_leaves_parameters_gradients_running_statistics_and_modes_untouched():
+    norm = BatchNorm1d(16)
+    model = Sequential(sn.nn.Flatten(), Linear(FEATURES, 16), norm, ReLU(), Dropout(0.5), Linear(16, CLASSES))
     x, y = batch(3, n=16)
     model(x)  # gives the BatchNorm running statistics non-trivial values
+    norm.eval()  # a frozen BatchNorm inside a training model must stay frozen
     for p in model.parameters():
         p.grad = np.full_like(p.data, 0.5)
     before = {k: v.copy() for k, v in model.state_dict().items()}
     for name in ATTACKS:
         ATTACKS[name](model, x, y, 0.1, "inf", 0)
-        assert model.training, name
+        assert [m.training for m in model.modules()] == [m is not norm for m in model.modules()], name
         after = model.state_dict()
         assert all(np.array_equal(before[k], after[k]) for k in before), name
         assert all(np.all(p.grad == 0.5) for p in model.parameters()), name

@@ -296,7 +296,7 @@ def test_hybrid_certificates_are_computed_at_infinity_in_eval_mode():
     certify.certified_accuracy(model, x, y, 0.1)
     assert model.training and all(layer.p == 8.0 for layer in model.layers)
     m = certify.worst_margins(model, x, y, 0.0)
-    with sn.nn.infinite_p(model), sn.attacks.eval_mode(model):
+    with sn.nn.infinite_p(model), sn.nn.eval_mode(model):
         logits = model(x).data
     np.testing.assert_allclose(m, logits - logits[:, :1], atol=1e-9)  # eps = 0: the margins themselves
 

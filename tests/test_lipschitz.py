@@ -73,3 +73,14 @@ def test_the_pgd_danskin_gradient_equals_the_closed_form_on_the_linear_model(nor
     # the l2 loss is flat to second order at delta*, so a monotone ascent pins it to about sqrt(machine eps)
     np.testing.assert_allclose(g[1], expected, rtol=1e-5, atol=1e-10)
     np.testing.assert_allclose(g[0], -expected, rtol=1e-5, atol=1e-10)
+
+
+def test_the_danskin_gradient_is_taken_in_eval_mode_so_it_is_a_function_of_theta():
+    rng = np.random.default_rng(0)
+    x, labels = rng.uniform(0, 1, (16, 5)).astype(np.float32), rng.integers(0, 3, 16)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    model.train()  # a Dropout left in train mode would make every call a different random function
+    gradient = AdversarialGradient(model, x, labels, eps=0.1, norm="inf", restarts=1, bounds=(0, 1))
+    theta = gradient.theta0 + 0.01 * rng.standard_normal(gradient.theta0.size)
+    np.testing.assert_array_equal(gradient(theta), gradient(theta))
+    assert all(m.training for m in model.modules())

@@ -31,6 +31,18 @@ def test_train_and_eval_reach_every_submodule():
     assert all(m.training for m in model.modules())
 
 
+def test_eval_mode_gives_each_module_back_its_own_mode_even_after_an_error():
+    frozen = nn.BatchNorm1d(4)
+    model = nn.Sequential(nn.Linear(3, 4), frozen, nn.Dropout(0.5))
+    frozen.eval()
+    before = [m.training for m in model.modules()]
+    assert before == [True, True, False, True]
+    with pytest.raises(RuntimeError), nn.eval_mode(model):
+        assert not any(m.training for m in model.modules())
+        raise RuntimeError
+    assert [m.training for m in model.modules()] == before
+
+
 def test_state_dict_round_trip_restores_outputs_exactly():
     a, b = nn.models.mnist_cnn(seed=1), nn.models.mnist_cnn(seed=2)
     x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)

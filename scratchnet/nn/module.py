@@ -7,6 +7,7 @@ running statistics of BatchNorm) are registered as buffers; they travel in `stat
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -170,3 +171,16 @@ class Sequential(Module):
     def named_children(self):
         for i, layer in enumerate(self.layers):
             yield str(i), layer
+
+
+@contextlib.contextmanager
+def eval_mode(model: Module):
+    """Run a block with every module of `model` in eval mode, then give each module back its own previous mode
+    (`model.train(flag)` would set one flag for all: a BatchNorm frozen inside a training model would thaw)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, mode in modes:
+            module.training = mode
