@@ -103,14 +103,14 @@ def project(x_adv, x, eps, norm, lo, hi) -> np.ndarray:
 
 
 def initial_point(x, eps, norm, kind, lo, hi, rng) -> np.ndarray:
-    """The first iterate: x itself (kind False), uniform in the ball ("uniform", or True: the cube for l-inf, a
-    uniform radius times a Gaussian direction for l2, as torchattacks), or x + 0.001 N(0, I) ("gaussian", as
-    TRADES and MART), projected."""
+    """The first iterate: x itself (kind False); uniform in the ball ("uniform", or True: the cube for l-inf, a
+    uniform radius times a Gaussian direction for l2, as torchattacks), projected; or x + 0.001 N(0, I)
+    ("gaussian", as TRADES and MART), neither projected nor clipped: the first step does that."""
     if kind is False or eps == 0:
         return x.copy()
     if kind == "gaussian":
-        noise = TRADES_START_STD * rng.standard_normal(x.shape)
-    elif kind in (True, "uniform") and norm == "inf":
+        return x + (TRADES_START_STD * rng.standard_normal(x.shape)).astype(x.dtype)
+    if kind in (True, "uniform") and norm == "inf":
         noise = rng.uniform(-eps, eps, x.shape)
     elif kind in (True, "uniform"):
         direction = rng.standard_normal(x.shape)
@@ -195,7 +195,7 @@ def apgd_checkpoints(steps: int) -> list[int]:
 def _apgd_run(model, x, y, eps, steps, norm, objective, lo, hi, rng, rho, trace):
     """One APGD run. Returns the best point of each example: an iterate that fools the model if there was one,
     else the iterate of highest loss. Appends (best loss, step size) after every iteration to `trace`."""
-    direction = np.sign(rng.uniform(-1, 1, x.shape)) if norm == "inf" else rng.standard_normal(x.shape)
+    direction = rng.uniform(-1, 1, x.shape) if norm == "inf" else rng.standard_normal(x.shape)
     flat = np.abs(direction).reshape(len(x), -1)
     length = flat.max(axis=1) if norm == "inf" else np.sqrt(np.sum(flat ** 2, axis=1))
     unit = direction / np.maximum(length, 1e-12).reshape((-1,) + (1,) * (x.ndim - 1))

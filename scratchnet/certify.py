@@ -155,8 +155,9 @@ def certified_accuracy(model, x, y, eps, method: str = "interval", bounds=(0.0, 
 def robustness_report(model, x, y, eps, pgd_steps: int = 20, method: str = "interval", bounds=(0.0, 1.0),
                       seed: int = 0) -> dict:
     """Clean, PGD and certified accuracy side by side at p = inf, for one eps or a list:
-    {"eps": [...], "clean": acc, "pgd": [...], "certified": [...]}. PGD as the papers' code: cross-entropy,
-    `pgd_steps` steps of eps / 4 from a random start. Certified <= PGD <= clean when the certificates are sound."""
+    {"eps": [...], "clean": acc, "pgd": [...], "certified": [...]}. PGD with the papers' loss and steps
+    (cross-entropy, `pgd_steps` steps of eps / 4) but from a uniform random start in the eps-cube (the papers' code
+    starts from N(0, (eps / 4)^2) clipped to +-eps / 2). Certified <= PGD <= clean when the certificates are sound."""
     _check_model(model)
     x, y = _check_data(x, y)
     epsilons = _check_eps(eps)

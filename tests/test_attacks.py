@@ -134,6 +134,28 @@ def test_apgd_best_loss_never_decreases_and_is_the_loss_of_what_it_returns(seed,
     np.testing.assert_allclose(objective(sn.Tensor(logits)).data[robust], best[-1][robust], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_apgd_starts_on_the_sphere_as_croce_and_heins_code(norm):
+    """x + eps t / ||t|| with t uniform in [-1, 1]^d (l-inf) or Gaussian (l2): for l-inf only the largest
+    coordinate reaches eps, the start is not a corner of the cube. A model with zero weights has zero gradients,
+    so APGD returns its start for the points it attacks (those classified correctly)."""
+    model = Sequential(sn.nn.Flatten(), Linear(FEATURES, CLASSES))
+    for p in model.parameters():
+        p.data[...] = 0
+    x, y = np.full((8, 1, 3, 4), 0.5, np.float32), np.zeros(8, int)  # class 0: the argmax of equal logits
+    start = attacks.apgd(model, x, y, 0.1, steps=3, norm=norm, rng=0)
+    np.testing.assert_allclose(distance(start, x, norm), 0.1, rtol=1e-5)
+    at_eps = np.abs(start - x).reshape(8, -1) >= 0.1 * (1 - 1e-5)
+    assert norm == "2" or np.all(at_eps.sum(axis=1) == 1)
+
+
+def test_the_gaussian_start_of_trades_is_not_clipped_before_the_first_step():
+    x = np.zeros((64, 12), np.float32)
+    start = attacks.initial_point(x, 0.3, "inf", "gaussian", 0.0, 1.0, np.random.default_rng(0))
+    assert start.dtype == x.dtype and start.min() < 0
+    np.testing.assert_allclose(start.std(), attacks.TRADES_START_STD, rtol=0.1)
+
+
 def test_apgd_checkpoints_are_those_of_the_paper():
     assert attacks.apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
 
