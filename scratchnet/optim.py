@@ -230,8 +230,9 @@ class EntropySGD(Optimizer):
         theta <- theta - lr gamma_t (theta - mu),   gamma_t = gamma (1 + scoping)^t (t: outer steps so far).
 
     `step(closure)` takes `p.grad` as grad f(theta) for the first SGLD step and calls `closure()` for each later
-    one; the closure must recompute the loss at the current weights and backpropagate it (`fit` passes one that
-    reruns the objective on the step's batch, so an adversarial objective attacks the inner iterate theta').
+    one; the closure must compute the loss at the current weights and backpropagate it (`fit` passes one that runs
+    the objective on a new minibatch each call, as Algorithm 1, so an adversarial objective attacks the inner
+    iterate theta'). An outer step thus costs L gradients on L minibatches.
     `weight_decay` adds weight_decay * theta' to the inner gradient, as the reference code. The noise comes from
     `default_rng([seed, t])`, so a run is deterministic for a fixed seed and resumes exactly.
     """

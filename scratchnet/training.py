@@ -106,7 +106,8 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
         callbacks=(), checkpoint=None, resume: bool = False, seed: int = 0, progress: bool = True) -> list[dict]:
     """Train `model` for `epochs` epochs and return the history: one record (a dict of numbers) per epoch.
 
-    train: a `BatchLoader` (anything with `epoch(e)` yielding (x, y) batches and `len`); test: a dataset with
+    train: a `BatchLoader` (anything with `epoch(e)` yielding (x, y) batches and `len`, and, for an optimizer that
+    takes a closure, `stream(e)`: endless batches for its inner steps); test: a dataset with
     `.x` and `.y`, evaluated after every epoch, or None. `schedule(t)` sets the learning rate at fractional
     epoch t before every step. With `checkpoint`, the model, optimizer and history are saved atomically after
     every epoch (and so is the state of every callback with a `state_dict` method); with `resume=True` as well,
@@ -116,6 +117,9 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
         raise ValueError("fit needs an optimizer, e.g. scratchnet.optim.SGD(model.parameters(), lr=0.1)")
     if not callable(getattr(train, "epoch", None)):
         raise TypeError(f"train must be a BatchLoader (with an epoch(e) method), got {type(train).__name__}")
+    if getattr(optimizer, "takes_closure", False) and not callable(getattr(train, "stream", None)):
+        raise TypeError(f"{type(optimizer).__name__} draws a new minibatch for each inner step: train must be a "
+                        f"BatchLoader (with a stream(e) method), got {type(train).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
     state = FitState(model, optimizer)
@@ -142,12 +146,14 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
     return state.history
 
 
-def _closure(model, objective, x, y, rng, callbacks, state):
-    """What a step does before the optimizer, as a function: rerun the objective on the batch at the current
-    weights (with the step's rng, so an attack starts afresh) and backpropagate; for optimizers with `takes_closure`."""
+def _closure(model, objective, batches, rng, callbacks, state):
+    """What a step does before the optimizer, as a function: run the objective at the current weights on the next
+    batch of `batches` (with the step's rng, so an attack starts afresh) and backpropagate; for optimizers with
+    `takes_closure`. Entropy-SGD's inner steps each draw a new minibatch (Chaudhari et al. 2017, Algorithm 1)."""
 
     def closure():
         model.train()
+        x, y = next(batches)
         loss, _ = objective(model, x, y, rng)
         loss.backward()
         for callback in callbacks:
@@ -162,6 +168,7 @@ def _train_epoch(model, train, objective, optimizer, schedule, callbacks, state,
     epoch = state.epoch
     model.train()
     loss_sum, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    inner = train.stream(epoch) if getattr(optimizer, "takes_closure", False) else None
     bar = tqdm(train.epoch(epoch), total=batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
                disable=not progress, unit="batch")
     for i, (x, y) in enumerate(bar):
@@ -178,7 +185,7 @@ def _train_epoch(model, train, objective, optimizer, schedule, callbacks, state,
         for callback in callbacks:
             callback.before_step(state)
         if getattr(optimizer, "takes_closure", False):  # Entropy-SGD: more gradients, at its inner iterates
-            optimizer.step(_closure(model, objective, x, y, rng, callbacks, state))
+            optimizer.step(_closure(model, objective, inner, rng, callbacks, state))
         else:
             optimizer.step()
         model.train()  # an objective may have switched to eval mode to attack

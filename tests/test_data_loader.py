@@ -1,5 +1,7 @@
 """ArrayDataset, BatchLoader and the augmentations: coverage, determinism, resumability, and exact outputs."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -83,6 +85,22 @@ def test_iterating_runs_successive_epochs_and_resumes_from_the_epoch_alone():
     assert not np.array_equal(runs[0][0][1], runs[1][0][1])
 
 
+@settings(deadline=None, max_examples=50)
+@given(n=st.integers(1, 30), batch_size=st.integers(1, 12), seed=st.integers(0, 2**32), epoch=st.integers(0, 100))
+def test_a_stream_runs_endless_passes_independent_of_the_epoch_order(n, batch_size, seed, epoch):
+    loader = BatchLoader(numbered(n), batch_size, seed=seed)
+    passes = 3
+    drawn = list(itertools.islice(loader.stream(epoch), passes * len(loader)))
+    again = list(itertools.islice(BatchLoader(numbered(n), batch_size, seed=seed).stream(epoch), passes * len(loader)))
+    for k in range(passes):  # each pass is one epoch-like sweep over every example
+        ys = np.concatenate([y for _, y in drawn[k * len(loader):(k + 1) * len(loader)]])
+        assert sorted(ys.tolist()) == list(range(n))
+    assert all(np.array_equal(y, ry) for (_, y), (_, ry) in zip(drawn, again, strict=True))  # (seed, epoch) only
+    if n >= 12:  # the stream's order is not the epoch's (12! orders: a coincidence has probability 2e-9)
+        first_pass = np.concatenate([y for _, y in drawn[:len(loader)]])
+        assert not np.array_equal(first_pass, np.concatenate([y for _, y in loader.epoch(epoch)]))
+
+
 def test_augmentation_never_alters_the_dataset():
     ds = numbered(10)
 
@@ -110,6 +128,8 @@ def test_bad_loader_arguments_are_refused(kwargs, message):
 def test_bad_epochs_datasets_and_augmentations_are_refused():
     with pytest.raises(ValueError, match="epoch must be an int >= 0, got -1"):
         BatchLoader(numbered(5), 2).epoch(-1)
+    with pytest.raises(ValueError, match="epoch must be an int >= 0, got -2"):
+        BatchLoader(numbered(5), 2).stream(-2)
     with pytest.raises(TypeError, match=r"dataset must have arrays .x and .y, got ndarray"):
         BatchLoader(np.zeros(5), 2)
     with pytest.raises(TypeError, match="augment must be a callable"):

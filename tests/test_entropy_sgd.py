@@ -7,7 +7,7 @@ import pytest
 from scratchnet import nn, optim
 from scratchnet.data import ArrayDataset, BatchLoader
 from scratchnet.objectives import PGDAT
-from scratchnet.training import fit
+from scratchnet.training import fit, standard
 
 A = np.array([[2.0, 0.5], [0.5, 1.0]])  # f(theta) = theta^T A theta / 2, grad f = A theta
 
@@ -78,21 +78,30 @@ def test_adversarial_training_with_fit_is_deterministic_for_a_fixed_seed():
     assert any(not np.array_equal(a[k], c[k]) for k in a)  # the seed reaches the noise and the attacks
 
 
-def test_fit_gives_the_optimizer_a_closure_that_recomputes_the_loss():
-    calls = []
+def test_fit_gives_the_optimizer_a_closure_that_computes_the_loss_on_a_new_minibatch_each_call():
+    seen, calls = [], []  # the examples of every objective call; the losses the closure returns
+
+    def objective(model, x, y, rng):
+        seen.append(y.copy())
+        return standard(model, x, y, rng)
 
     class Counting(optim.EntropySGD):
         def step(self, closure=None):
             super().step(lambda: calls.append(closure().item()))
 
     rng = np.random.default_rng(0)
-    model = nn.models.mlp([3, 2], seed=0)
-    data = ArrayDataset(rng.standard_normal((8, 3)).astype(np.float32), rng.integers(0, 2, 8))
+    data = ArrayDataset(rng.standard_normal((8, 3)).astype(np.float32), np.arange(8))  # labels name the examples
+    model = nn.models.mlp([3, 8], seed=0)
     before = model.state_dict()
-    fit(model, BatchLoader(data, 4), optimizer=Counting(model.parameters(), L=3, gamma=1.0, noise=0.0), epochs=1,
-        progress=False)
+    fit(model, BatchLoader(data, 4), objective=objective,
+        optimizer=Counting(model.parameters(), L=3, gamma=1.0, noise=0.0), epochs=1, progress=False)
     assert len(calls) == 2 * 2 and np.all(np.isfinite(calls))  # L - 1 calls per batch: the first gradient is fit's
     assert any(not np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    # each outer step's inner calls draw the next two batches of the stream: together one pass over all 8 examples
+    outer, inner = [seen[0], seen[3]], [seen[1:3], seen[4:6]]
+    assert sorted(np.concatenate(outer).tolist()) == list(range(8))
+    for batches in inner:
+        assert sorted(np.concatenate(batches).tolist()) == list(range(8))
 
 
 @pytest.mark.parametrize("name, value", [
@@ -109,3 +118,16 @@ def test_a_step_with_several_inner_steps_and_no_closure_raises():
     p.grad = np.ones(2)
     with pytest.raises(ValueError, match="closure"):
         optim.EntropySGD([p], L=2).step()
+
+
+def test_fit_refuses_a_loader_without_a_stream_for_the_inner_minibatches():
+    class EpochsOnly:
+        def __len__(self):
+            return 1
+
+        def epoch(self, e):
+            return iter([(np.zeros((2, 3), np.float32), np.zeros(2, int))])
+
+    model = nn.models.mlp([3, 2], seed=0)
+    with pytest.raises(TypeError, match="stream"):
+        fit(model, EpochsOnly(), optimizer=optim.EntropySGD(model.parameters(), L=2), progress=False)

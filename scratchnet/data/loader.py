@@ -7,6 +7,7 @@ run would, with no generator state to save.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy as np
@@ -78,8 +79,15 @@ class BatchLoader:
         """The iterator of epoch `e`'s batches; it depends on (seed, e) only."""
         return self._batches(_check_count("epoch", e, 0))  # checked now, not at the first next()
 
-    def _batches(self, e: int):
-        rng = np.random.default_rng([self.seed, e])
+    def stream(self, e: int):
+        """An endless iterator of batches that draws independently of epoch e's order: passes over the data
+        shuffled by `default_rng([seed, e, k])` for k = 1, 2, ... (Entropy-SGD's inner steps draw from it, each a
+        new minibatch). It depends on (seed, e) only, so a resumed run draws the same batches."""
+        _check_count("epoch", e, 0)
+        return itertools.chain.from_iterable(self._batches(e, k) for k in itertools.count(1))
+
+    def _batches(self, e: int, *key: int):
+        rng = np.random.default_rng([self.seed, e, *key])
         n = len(self.dataset)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
