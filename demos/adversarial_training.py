@@ -22,7 +22,7 @@ from functools import partial
 import numpy as np
 
 import scratchnet as sn
-from demos.report import choose, markdown_table, plt, training_curves
+from demos.report import checkpoint_path, choose, markdown_table, plt, training_curves
 from scratchnet import attacks, objectives
 from scratchnet.weight_average import WeightAverage
 
@@ -32,6 +32,9 @@ FRAMEWORKS = {"plain": None, "PGD-AT": objectives.PGDAT, "TRADES": objectives.TR
               "MART": objectives.MART}
 MODELS = {"madry": sn.nn.models.madry_mnist_cnn, "small": sn.nn.models.mnist_cnn}
 MADRY_PGD_ACCURACY = 0.89  # Madry et al. 2018, MNIST, eps 0.3, PGD (their larger CNN, full training set)
+# Arguments that a checkpoint's name leaves out: evaluation only, and (for the main stage) the final stage's.
+EVALUATION_ONLY = ("frameworks", "eval_size", "eval_steps", "train_eval_size", "targets")
+FINAL_STAGE = ("final_epochs", "final_steps", "final_lr")
 TARGETS = {"plain_pgd40": 0.02, "pgd_at_worst_case": 0.88, "pgd_at_clean": 0.97}
 
 
@@ -135,8 +138,8 @@ def _stage(name, model, args, loader, test, report, final: bool) -> list[dict]:
     if args.monitor_size > 0:
         callbacks.append(RobustMonitor(monitor, args.eps, args.seed, average))
     optimizer = sn.optim.Adam(model.parameters(), lr=lr)
-    checkpoint = report.out / "models" / f"{name}_{args.model}{'_final' if final else ''}.npz"
-    checkpoint.parent.mkdir(exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k not in EVALUATION_ONLY + (() if final else FINAL_STAGE)}
+    checkpoint = checkpoint_path(report.out, f"{name}_{args.model}{'_final' if final else ''}", settings)
     print(f"training {name} ({epochs} epochs{', final stage' if final else ''})", flush=True)
     history = sn.training.fit(model, loader, test, _objective(name, args, final), optimizer,
                               sn.optim.Cosine(lr, epochs), epochs, callbacks=callbacks, checkpoint=checkpoint,
@@ -182,7 +185,6 @@ def run(args, report) -> None:
             1, 0.5, 3, 100, 5, 1)
         args.final_epochs, args.final_steps = min(args.final_epochs, 1), 3
         args.monitor_size, args.train_eval_size = min(args.monitor_size, 100), min(args.train_eval_size, 100)
-        names = names[:2]
         test = test.subset(np.arange(500))
     evaluation = test.subset(np.arange(min(args.eval_size, len(test))))
     probe = train.subset(np.arange(min(args.train_eval_size, len(train))))
@@ -209,7 +211,7 @@ def run(args, report) -> None:
         report.metric(f"{key}_worst_case_accuracy_eps{args.eps}", result["worst_case"][0],
                       MADRY_PGD_ACCURACY if name == "PGD-AT" else None)
         if name == "plain":
-            report.metric(f"plain_{pgd_name.lower()}_accuracy_eps{args.eps}", rows[-1][pgd_name],
+            report.metric(f"plain_{pgd_name.lower().replace('-', '')}_accuracy_eps{args.eps}", rows[-1][pgd_name],
                           TARGETS["plain_pgd40"])
 
     report.section(f"Accuracy under attack at eps = {args.eps} on {len(evaluation)} test images", markdown_table(

@@ -53,6 +53,12 @@ def _radii(d: int) -> dict[str, float]:
     return {"2": 0.3, "inf": round(0.42 / math.sqrt(d), 4)}
 
 
+def at_section7(args) -> bool:
+    """Whether a run has the settings of spec section 7's reference numbers (any seed: seed 1 is within 0.01)."""
+    settings = (args.d, args.k, args.norm, args.init, args.clean_steps, args.adv_steps)
+    return not args.quick and settings == (200, 6, "2", 0.1, 4000, 2000)
+
+
 def run(args, report) -> None:
     d, k = (100, 4.0) if args.quick else (args.d, args.k)
     radii = _radii(d)
@@ -61,7 +67,7 @@ def run(args, report) -> None:
     recipe = P.Recipe(init=args.init, clean_steps=steps[0], adv_steps=steps[1], tau=radii[args.norm],
                       norm=args.norm, **size)
     n_test = 1000 if args.quick else 3000
-    compare = not args.quick and (d, k, args.norm, args.init) == (200, 6, "2", 0.1)
+    compare = at_section7(args)
     data = sparse_coding(d=d, k=k, seed=args.seed)
     report.config.update(d=d, k=k, m=2 * d, tau=recipe.tau, batch=recipe.batch, clean_steps=steps[0],
                          adv_steps=steps[1], test_size=n_test, section7_comparable=compare)
@@ -170,7 +176,7 @@ def _dct_version(args, report, radii: dict[str, float]) -> dict:
     """The image-like version of spec section 5: M = 2-D DCT of 8x8 patches, d = 64, k = 3, m = 128."""
     data = sparse_coding(d=64, k=3, dictionary="dct", seed=args.seed)
     steps = (600, 300) if args.quick else (3000, 1500)
-    recipe = P.Recipe(clean_steps=steps[0], adv_steps=steps[1], batch=256, threshold_samples=5000,
+    recipe = P.Recipe(init=args.init, clean_steps=steps[0], adv_steps=steps[1], batch=256, threshold_samples=5000,
                       tau=_radii(64)[args.norm] if args.norm == "inf" else radii["2"], norm=args.norm)
     run_ = P.purify(data, recipe, seed=args.seed, progress=True)
     x, y = data.sample(1000, np.random.default_rng([args.seed, 3]))
@@ -241,9 +247,11 @@ def _verdict(ours: dict, compare: bool, tau_inf: float, d: int) -> str:
              f"worst case at tau {o['linear_adv_trained_pgd20_accuracy_l2_0.3']:.3f} robust with "
              f"{o['linear_adv_trained_accuracy']:.3f} clean"),
     ]
-    scale = ("These are the section-7 settings (d = 200, k = 6, m = 400, l2 AT at 0.3), so the table shows the "
+    scale = ("These are the section-7 settings (d = 200, k = 6, m = 400, init 0.1, 4000 clean and 2000 AT steps, "
+             "l2 AT at 0.3), so the table shows the "
              "section-7 numbers beside ours." if compare else
-             f"This run (d = {d}) is not at the section-7 settings, so the table has no reference column; the claims "
+             f"This run (d = {d}) is not at the section-7 settings (d = 200, k = 6, init 0.1, 4000 + 2000 steps, "
+             "l2 AT), so the table has no reference column; the claims "
              "are checked qualitatively.")
     notes = ("Not reproduced here: the paper's exact theorem radii and constants (unverified in the spec) and the "
              "smoothed activation of its analysis. The paper's CIFAR-10 ResNets are imitated by a small CNN on MNIST "

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 import scratchnet as sn
-from demos.report import markdown_table, plt
+from demos.report import checkpoint_path, markdown_table, plt
 from scratchnet import certify
 from scratchnet import linf_dist_training as T
 from scratchnet.backend import kernel
@@ -246,8 +246,9 @@ def _experiment(dataset: str, eps: float, args, report):
 
         optimizer = FitAdapter(ResidentTrainer(model, adam), objective, len(loader))
         objective = optimizer.objective
-    checkpoint = report.out / "models" / f"{key}_w{args.width}_d{args.depth}_e{epochs}_{args.loss}.npz"
-    checkpoint.parent.mkdir(exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("dataset", "eval_size", "pgd_steps")}
+    checkpoint = checkpoint_path(report.out, key, dict(settings, epochs=epochs, eps_train=eps_train,
+                                                       train_size=len(train)))
     print(f"training {key}: width {args.width}, depth {args.depth}, {epochs} epochs on {len(train)} images",
           flush=True)
     start = time.perf_counter()

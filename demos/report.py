@@ -5,6 +5,7 @@ results.json: {"demo", "quick", "metrics": {name: number}, "paper": {name: numbe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -111,6 +112,15 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", rule]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def checkpoint_path(out: Path, stem: str, settings: dict) -> Path:
+    """out/models/<stem>_<digest>.npz, the digest a hash of the settings that shape the training, so that a run
+    resumes only a checkpoint written with the same settings, never one of a --quick run or of another seed."""
+    text = json.dumps({k: v for k, v in settings.items() if k not in ("out", "backend")}, sort_keys=True, default=str)
+    path = Path(out) / "models" / f"{stem}_{hashlib.sha256(text.encode()).hexdigest()[:12]}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def choose(listed: str, known, what: str) -> list[str]:

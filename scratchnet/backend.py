@@ -21,6 +21,7 @@ BACKENDS = {
         "scratchnet.kernels.linf_dist",
         "scratchnet.kernels.attack",
         "scratchnet.kernels.activation",
+        "scratchnet.kernels.norms",
     ),
     "cuda": (
         "scratchnet.kernels.cuda.conv",

@@ -26,7 +26,6 @@ import numpy as np
 
 from scratchnet.backend import kernel
 from scratchnet.functional.conv import check_int
-from scratchnet.kernels import norms as norm_kernels
 from scratchnet.kernels.reference.conv import output_size
 from scratchnet.nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
 from scratchnet.nn.module import eval_mode
@@ -119,7 +118,7 @@ def conv_l1_norm(weight, stride, padding, input_size, *, padding_mode="zeros") -
     stride 1 the largest per-input-channel sum of |W|). Exact when `l1_formula_is_exact` holds along both axes,
     else an upper bound."""
     w, stride, padding, sizes = _conv_args(weight, stride, padding, input_size, padding_mode)
-    value = _finite(norm_kernels.conv_l1_class_sums(w, stride).max(), "l1")
+    value = _finite(kernel("conv_l1_class_sums")(w, stride).max(), "l1")
     exact = all(l1_formula_is_exact(n, k, stride, padding) for n, k in zip(sizes, w.shape[2:], strict=True))
     return Norm(value, exact)
 
@@ -129,7 +128,7 @@ def conv_linf_norm(weight, stride, padding, input_size, *, padding_mode="zeros")
     Huang 2021, conv-norm theorem, l-inf part: the largest row sum of A, the largest per-filter sum of |W|). Exact when
     `linf_formula_is_exact` holds along both axes, else an upper bound."""
     w, stride, padding, sizes = _conv_args(weight, stride, padding, input_size, padding_mode)
-    value = _finite(norm_kernels.conv_linf_filter_sums(w).max(), "l-inf")
+    value = _finite(kernel("conv_linf_filter_sums")(w).max(), "l-inf")
     exact = all(linf_formula_is_exact(n, k, stride, padding) for n, k in zip(sizes, w.shape[2:], strict=True))
     return Norm(value, exact)
 

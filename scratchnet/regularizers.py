@@ -9,8 +9,8 @@ Each acts between the backward pass and the optimizer step:
 
 import numpy as np
 
+from scratchnet.backend import kernel
 from scratchnet.functional.conv import check_int
-from scratchnet.kernels import norms as norm_kernels
 from scratchnet.nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
 from scratchnet.norms import conv_input_sizes
 
@@ -30,11 +30,11 @@ def norm_subgradient(weight: np.ndarray, norm: str, stride: int = 1) -> np.ndarr
     l1, the maximal column; l-inf, the maximal row. (Liang & Huang 2021, norm decay.)"""
     norm = _check_norm(norm)
     if weight.ndim == 4 and norm == "l1":
-        sums = norm_kernels.conv_l1_class_sums(weight, stride)
+        sums = kernel("conv_l1_class_sums")(weight, stride)
         c, r1, r2 = np.unravel_index(np.argmax(sums), sums.shape)
         where = (slice(None), c, slice(r1, None, stride), slice(r2, None, stride))
     elif weight.ndim == 4:
-        where = np.argmax(norm_kernels.conv_linf_filter_sums(weight))
+        where = np.argmax(kernel("conv_linf_filter_sums")(weight))
     elif weight.ndim == 2 and norm == "l1":
         where = (slice(None), np.argmax(np.abs(weight).sum(axis=0)))
     elif weight.ndim == 2:

@@ -104,12 +104,37 @@ def test_the_final_stage_continues_the_history_from_the_main_schedules_averaged_
          "--final-lr", "0", "--batch-size", "16", "--monitor-size", "8"])
     model, history = adversarial_training._train("PGD-AT", args, data, data, SimpleNamespace(out=tmp_path))
     assert [r["epoch"] for r in history] == [1, 2, 3] and history[-1]["lr"] == 0
-    main = sn.checkpoint.load_arrays(tmp_path / "models" / "PGD-AT_small.npz")
-    final = sn.checkpoint.load_arrays(tmp_path / "models" / "PGD-AT_small_final.npz")
+    (final_path,) = (tmp_path / "models").glob("PGD-AT_small_final_*.npz")
+    (main_path,) = set((tmp_path / "models").glob("PGD-AT_small_*.npz")) - {final_path}
+    main, final = sn.checkpoint.load_arrays(main_path), sn.checkpoint.load_arrays(final_path)
     assert int(final["callback0/updates"]) == 2  # the final stage's own average, over its own two steps
     for name, value in model.state_dict().items():  # at learning rate 0 the final stage keeps its start
         np.testing.assert_allclose(value, main[f"callback0/average/{name}"], rtol=1e-6, atol=1e-7)
         assert not np.allclose(value, main[f"model/{name}"])  # ...the main stage's average, not its last weights
+
+
+def test_a_run_resumes_only_the_checkpoints_of_a_run_with_the_same_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from demos import adversarial_training
+    from demos.__main__ import _parser
+
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.uniform(0, 1, (32, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 32))
+
+    def train(*argv):
+        args = _parser("adversarial_training", adversarial_training).parse_args(
+            ["--model", "small", "--epochs", "1", "--warmup-epochs", "0", "--final-epochs", "1", "--final-steps", "1",
+             "--batch-size", "16", "--monitor-size", "0", *argv])
+        model, history = adversarial_training._train("PGD-AT", args, data, data, SimpleNamespace(out=tmp_path))
+        return model.state_dict(), history
+
+    (first, history), (other_seed, other_history) = train(), train("--seed", "1")
+    assert other_history[0]["train_loss"] != history[0]["train_loss"]  # trained afresh, not resumed from seed 0
+    assert any(not np.array_equal(first[k], other_seed[k]) for k in first)
+    again, again_history = train()  # the same settings: both stages resume their finished checkpoints
+    assert again_history == history and all(np.array_equal(first[k], again[k]) for k in first)
+    assert len(list((tmp_path / "models").glob("*.npz"))) == 4
 
 
 def test_the_worst_case_on_training_images_is_the_clean_accuracy_at_eps_zero_and_below_it_beyond():
@@ -165,3 +190,16 @@ def test_the_verdict_names_catastrophic_overfitting_only_when_pgd_accuracy_falls
     # train accuracy at another radius than the monitor's says nothing about overfitting
     for other in (Namespace(**{**vars(args), "train_eps": 0.2}), Namespace(**{**vars(args), "warmup_epochs": 16})):
         assert "Catastrophic" not in _verdict(rows, other, {"PGD-AT": overfit})
+
+
+def test_feature_purification_shows_section_7_numbers_only_for_a_run_at_section_7_settings():
+    from demos import feature_purification
+    from demos.__main__ import _parser
+
+    def compared(*argv):
+        return feature_purification.at_section7(_parser("feature_purification", feature_purification).parse_args(argv))
+
+    assert compared() and compared("--seed", "1")
+    for argv in (["--quick"], ["--clean-steps", "100"], ["--adv-steps", "10"], ["--init", "0.01"], ["--d", "100"],
+                 ["--norm", "inf"]):
+        assert not compared(*argv), argv

@@ -11,6 +11,7 @@ import scratchnet.norms as norms
 from scratchnet import nn
 from scratchnet.backend import use_backend
 from scratchnet.kernels import norms as norm_kernels
+from scratchnet.kernels import reference as reference_package
 from scratchnet.kernels.reference import norms as reference
 from tests.gradcheck import layouts
 
@@ -164,3 +165,20 @@ def test_numba_kernels_match_the_reference(data, dtype, f, c, kh, kw, stride, se
                            (norm_kernels.conv_linf_filter_sums(w), reference.conv_linf_filter_sums(w))):
         assert ours.dtype == expected.dtype == np.float64 and ours.shape == expected.shape
         np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("backend, module", [("numpy", reference_package), ("numba", norm_kernels)])
+def test_the_norms_and_the_norm_decay_run_the_kernels_of_the_chosen_backend(backend, module, monkeypatch):
+    from scratchnet import backend as backends
+    from scratchnet.regularizers import norm_subgradient
+
+    calls = []
+    for name in ("conv_l1_class_sums", "conv_linf_filter_sums"):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, original=original, name=name: calls.append(name) or original(*a))
+    monkeypatch.setattr(backends, "_kernels", {})  # resolve the kernels anew, past the patched functions
+    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3))
+    with use_backend(backend):
+        norms.conv_l1_norm(w, 1, 1, (8, 8)), norms.conv_linf_norm(w, 1, 1, (8, 8))
+        norm_subgradient(w, "l1"), norm_subgradient(w, "linf")
+    assert calls == ["conv_l1_class_sums", "conv_linf_filter_sums"] * 2

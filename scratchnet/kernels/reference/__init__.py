@@ -26,10 +26,11 @@ from scratchnet.kernels.reference.linf_dist import (
     lp_dist_backward,
     lp_dist_forward,
 )
+from scratchnet.kernels.reference.norms import conv_l1_class_sums, conv_linf_filter_sums
 
 __all__ = [
     "interval_bounds", "linf_dist_backward", "linf_dist_forward", "linf_dist_values", "lp_dist_backward",
-    "lp_dist_forward",
+    "lp_dist_forward", "conv_l1_class_sums", "conv_linf_filter_sums",
     "avg_pool2d_backward", "avg_pool2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
     "conv2d_forward", "fold", "l2_project", "l2_step", "linf_project", "linf_step", "max_pool2d_backward",
     "max_pool2d_forward", "output_size", "relu_backward", "relu_forward", "unfold",
