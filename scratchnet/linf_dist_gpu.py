@@ -97,8 +97,10 @@ class ResidentTrainer:
         return h, saved
 
     def _update(self, parameter, gradient) -> None:
-        _, _, w, m, v = self.params[id(parameter)]
-        E.adam(w, gradient, m, v, self.adam.lr, self.adam.beta1, self.adam.beta2, self.adam.eps, self.adam.steps)
+        _, i, w, m, v = self.params[id(parameter)]
+        self.adam.updates[i] += 1  # the bias correction counts this parameter's own updates, as Adam.update
+        E.adam(w, gradient, m, v, self.adam.lr, self.adam.beta1, self.adam.beta2, self.adam.eps,
+               int(self.adam.updates[i]))
 
     def step(self, x, y, objective) -> tuple[Tensor, Tensor]:
         """One training step on the batch (x [B, ...] host images, y [B] labels) with the objective's loss at its

@@ -14,7 +14,7 @@ import numpy as np
 
 def _check(value: float, name: str, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
     value = float(value)
-    if not (low <= value < high if high_open else low <= value <= high):  # also rejects NaN
+    if not math.isfinite(value) or not (low <= value < high if high_open else low <= value <= high):
         interval = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
         raise ValueError(f"{name} must be in {interval}, got {value}")
     return value
@@ -108,6 +108,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias-corrected moments; `weight_decay` adds L2 to the gradient (decoupled=False)
     or shrinks the weights directly, w <- w - lr * weight_decay * w (decoupled=True: AdamW, Loshchilov & Hutter).
+    The bias correction of a parameter counts its own updates (as PyTorch's): one that first gets a gradient at a
+    later step starts its correction afresh.
     """
 
     state_names = ("m", "v")
@@ -120,6 +122,7 @@ class Adam(Optimizer):
         self.eps = _check(eps, "eps")
         self.weight_decay = _check(weight_decay, "weight_decay")
         self.decoupled = decoupled
+        self.updates = np.zeros(len(self.params), np.int64)
 
     def update(self, i, w, g):
         if self.weight_decay and self.decoupled:
@@ -127,13 +130,27 @@ class Adam(Optimizer):
         elif self.weight_decay:
             g = g + self.weight_decay * w
         m, v = self.state["m"][i], self.state["v"][i]
+        self.updates[i] += 1
+        t = int(self.updates[i])
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * g * g
-        m_hat = m / (1 - self.beta1**self.steps)
-        v_hat = v / (1 - self.beta2**self.steps)
+        m_hat = m / (1 - self.beta1**t)
+        v_hat = v / (1 - self.beta2**t)
         w -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {**super().state_dict(), "updates": self.updates.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        updates = state.pop("updates", None)
+        if updates is None or np.shape(updates) != self.updates.shape:
+            raise ValueError(f"optimizer state does not fit: 'updates' must hold one count per parameter "
+                             f"({len(self.params)}), got {None if updates is None else np.shape(updates)}")
+        super().load_state_dict(state)
+        self.updates[...] = updates
 
 
 class AdamW(Adam):

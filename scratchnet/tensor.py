@@ -54,9 +54,9 @@ def _to_array(data, dtype) -> np.ndarray:
 class Tensor:
     """An n-dimensional array with an optional gradient.
 
-    `data` is the NumPy array, `grad` the accumulated gradient of the last `backward()` (a NumPy array of the same
-    shape, or None), `requires_grad` whether gradients flow to it. Only float32 and float64 tensors can require
-    gradients.
+    `data` is the NumPy array, `grad` the gradient summed over the `backward()` calls since it was last None (an
+    array of the same shape that the tensor owns, so it may be changed in place; or None), `requires_grad` whether
+    gradients flow to it. Only float32 and float64 tensors can require gradients.
     """
 
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__ instead of NumPy broadcasting
@@ -139,7 +139,8 @@ class Tensor:
         order = _topological_order(self)
         leaves = [node for node in order if node.is_leaf() and node.requires_grad]
         for leaf, g in zip(leaves, _backpropagate(order, _seed(self, grad), leaves), strict=True):
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
+            # a copy: g may be a read-only broadcast view, or the very array passed to another leaf
+            leaf.grad = np.array(g) if leaf.grad is None else leaf.grad + g
 
     # ------------------------------------------------------------------ operators (defined in functional)
     def __add__(self, other):

@@ -48,6 +48,8 @@ CASES = {
     "linear size": (lambda: nn.Linear(0, 3), ValueError, "in_features must be >= 1"),
     "bn input": (lambda: nn.BatchNorm2d(3)(t(2, 3)), ValueError, "must have 4 dimensions"),
     "bn batch of one": (lambda: nn.BatchNorm1d(3)(t(1, 3)), ValueError, "more than one value"),
+    "bn eps": (lambda: nn.BatchNorm1d(3, eps=-1.0), ValueError, "eps must be a finite number > 0"),
+    "concatenate floats": (lambda: F.concatenate([t(2), t(2, dtype=np.float64)]), TypeError, "float32"),
     "sequential item": (lambda: nn.Sequential(nn.ReLU(), "relu"), TypeError, "argument 1"),
     "reshape": (lambda: t(2, 3).reshape(4, 2), ValueError, r"cannot reshape a tensor of shape \(2, 3\)"),
     "axis": (lambda: t(2, 3).sum(axis=2), ValueError, "axis 2 is out of range"),

@@ -215,3 +215,8 @@ def test_attack_losses_margin_and_dlr(data, targeted):
     target = (y + 1) % classes if targeted else None
     check_gradients(lambda z: F.losses.dlr(z, y, target=target, reduction="none"), logits)
     check_gradients(lambda z: F.losses.margin(z, y, kappa=np.inf, reduction="sum"), logits)
+    # a finite kappa, away from every gap (the kink of min(gap, kappa)), that clips the largest gap
+    others = np.where(np.arange(classes) == y[:, None], -np.inf, logits)
+    gaps = np.sort(others.max(axis=1) - logits[np.arange(batch), y])
+    kappa = (gaps[-1] + gaps[-2]) / 2 if batch > 1 and gaps[-1] - gaps[-2] > 0.05 else gaps[-1] - 0.5
+    check_gradients(lambda z: F.losses.margin(z, y, kappa=kappa, reduction="sum"), logits)

@@ -91,7 +91,8 @@ def test_max_pool_gradient_lands_exactly_on_the_argmax(problem, seed):
     """With windows that do not overlap (stride >= kernel), each window's gradient arrives unchanged at its
     argmax pixel, which holds the window's max, and every other pixel gets exactly zero."""
     x, kernel, _, padding = problem
-    x = x + np.random.default_rng(seed).permutation(x.size).reshape(x.shape) * 1e-3  # distinct values
+    offsets = np.random.default_rng(seed).permutation(x.size).reshape(x.shape) * 1e-3
+    x = (x + offsets).astype(x.dtype)  # distinct values, in the drawn dtype
     y, argmax = pool.max_pool2d_forward(x, kernel, kernel, padding)
     gy = np.random.default_rng(seed + 1).uniform(1, 2, y.shape).astype(x.dtype)
     gx = pool.max_pool2d_backward(gy, argmax, x.shape).reshape(x.shape[0], x.shape[1], -1)

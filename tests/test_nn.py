@@ -23,6 +23,17 @@ def test_parameters_are_found_in_attributes_lists_and_nested_modules():
     assert model.num_parameters() == 3 * 4 + 4 + 4 * 2 + 2
 
 
+def test_a_layer_used_twice_has_its_parameters_listed_and_updated_once():
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias"] and model.num_parameters() == 6
+    before = shared.weight.data.copy()
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    sn.optim.SGD(model.parameters(), lr=0.1).step()
+    np.testing.assert_allclose(shared.weight.data, before - 0.1, rtol=1e-6)
+
+
 def test_train_and_eval_reach_every_submodule():
     model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.BatchNorm1d(2), nn.Dropout(0.5)))
     model.eval()
@@ -152,3 +163,20 @@ def test_zero_grad_and_requires_grad_toggle():
     model.requires_grad_(False)
     assert not model(np.ones((1, 2), np.float32)).requires_grad
     assert sn.is_grad_enabled()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_an_empty_batch_passes_forward_backward_and_the_attack_step(backend):
+    from scratchnet.backend import kernel, use_backend
+
+    model = nn.models.mnist_cnn(channels=(4, 8), hidden=16, dropout=0.5, seed=0)  # conv, pool, flatten, dropout
+    x = np.zeros((0, 1, 28, 28), np.float32)
+    with use_backend(backend):
+        xt = Tensor(x, requires_grad=True)
+        logits = model(xt)
+        logits.sum().backward()
+        assert logits.shape == (0, 10) and xt.grad.shape == x.shape
+        for name in ("linf_step", "l2_step"):
+            assert kernel(name)(x, x, x, np.zeros(0), 0.1, 0.0, 1.0).shape == x.shape
+        for name in ("linf_project", "l2_project"):
+            assert kernel(name)(x, x, 0.1, 0.0, 1.0).shape == x.shape

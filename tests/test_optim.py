@@ -100,6 +100,33 @@ def test_parameters_without_gradient_are_left_alone():
     np.testing.assert_array_equal(a.data, np.full(2, 0.5))
 
 
+def test_adams_bias_correction_counts_each_parameters_own_updates():
+    a, b = nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(2))
+    opt = optim.Adam([a, b], lr=0.1)
+    for _ in range(4):  # b has no gradient yet: it is neither moved nor counted
+        a.grad, b.grad = np.ones(2), None
+        opt.step()
+    a.grad, b.grad = np.ones(2), np.ones(2)
+    opt.step()
+    np.testing.assert_allclose(b.data, -0.1, rtol=1e-6)  # its first update, like a first step: lr against the sign
+    np.testing.assert_allclose(a.data, -0.5, rtol=1e-6)
+    assert opt.updates.tolist() == [5, 1]
+    with pytest.raises(ValueError, match="updates"):
+        optim.Adam([a], lr=0.1).load_state_dict({k: v for k, v in optim.Adam([a]).state_dict().items()
+                                                 if k != "updates"})
+
+
+@pytest.mark.parametrize("factory, name", [
+    (lambda p: optim.SGD(p, lr=math.inf), "lr"),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=math.inf), "weight_decay"),
+    (lambda p: optim.Adam(p, eps=math.inf), "eps"),
+    (lambda p: optim.Adam(p, lr=math.nan), "lr"),
+])
+def test_infinite_or_nan_hyperparameters_are_refused(factory, name):
+    with pytest.raises(ValueError, match=name):
+        factory([nn.Parameter(np.zeros(2))])
+
+
 def test_schedules():
     step = optim.MultiStep(0.1, milestones=[2, 4], gamma=0.1)
     assert [step(t) for t in (0, 1.99, 2, 3.5, 4)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])

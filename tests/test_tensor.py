@@ -25,6 +25,21 @@ def test_backward_accumulates_into_grad_across_calls():
     np.testing.assert_allclose(x.grad, [6.0, 6.0])
 
 
+def test_each_leaf_owns_a_writeable_grad():
+    x, y = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    x.sum().backward()  # the gradient of a sum is a broadcast view of one number
+    v = np.arange(3.0)
+    (x + y).backward(v)  # an add passes the same array to both of its inputs
+    assert x.grad.flags.writeable and x.grad.flags.owndata and x.grad is not y.grad and y.grad is not v
+    y.grad *= 2
+    np.testing.assert_array_equal(v, np.arange(3.0))
+    np.testing.assert_array_equal(x.grad, 1 + np.arange(3.0))
+    z = Tensor(np.ones(3), requires_grad=True)
+    z.sum().backward()
+    z.grad *= 3  # a read-only view would raise here
+    np.testing.assert_array_equal(z.grad, np.full(3, 3.0))
+
+
 def test_no_grad_records_nothing_and_detach_cuts_the_graph():
     x = Tensor(np.ones(3), requires_grad=True)
     with sn.no_grad():

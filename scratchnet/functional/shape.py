@@ -3,10 +3,12 @@
 Each backward moves the gradient back to where the entries came from.
 """
 
+import math
+
 import numpy as np
 
 from scratchnet.functional.reductions import normalize_axes
-from scratchnet.tensor import Tensor, as_tensor
+from scratchnet.tensor import FLOAT_DTYPES, Tensor, as_tensor
 
 
 def reshape(x: Tensor, shape) -> Tensor:
@@ -19,8 +21,8 @@ def reshape(x: Tensor, shape) -> Tensor:
 
 
 def flatten(x: Tensor, start_axis: int = 1) -> Tensor:
-    """Merge the axes from `start_axis` on into one (axis 0, the batch, is kept by default)."""
-    return reshape(x, x.shape[:start_axis] + (-1,))
+    """Merge the axes from `start_axis` on into one (axis 0, the batch, is kept by default; an empty batch too)."""
+    return reshape(x, x.shape[:start_axis] + (math.prod(x.shape[start_axis:]),))
 
 
 def transpose(x: Tensor, axes=None) -> Tensor:
@@ -66,6 +68,9 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
+    if len({t.dtype for t in tensors if t.dtype in FLOAT_DTYPES}) > 1:
+        raise TypeError(f"concatenate: tensors have dtypes {sorted({str(t.dtype) for t in tensors})}; cast them "
+                        "to one first")
     (axis,) = normalize_axes(axis, tensors[0].ndim)
     try:
         out = np.concatenate([t.data for t in tensors], axis=axis)

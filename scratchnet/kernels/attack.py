@@ -1,9 +1,12 @@
 """The attack step, fused: one pass over each example computes the step, the projection onto the eps-ball and
 the clip to the bounds, without the temporaries the NumPy reference (reference/attack.py) allocates.
 
-Examples run in parallel; within an example the l2 versions make two passes (the norm, then the update).
+Examples run in parallel; within an example the l2 step makes three passes (the gradient's norm, the step and
+its norm, the projected write) and the l2 projection two.
 Arrays are viewed as [B, d]; every function returns a new array of x's dtype and shape.
 """
+
+import math
 
 import numba
 import numpy as np
@@ -12,7 +15,7 @@ TINY = 1e-12
 
 
 def _flat(*arrays):
-    return [np.ascontiguousarray(a).reshape(len(a), -1) for a in arrays]
+    return [np.ascontiguousarray(a).reshape(len(a), math.prod(a.shape[1:])) for a in arrays]  # B = 0 too
 
 
 @numba.njit(parallel=True, cache=True)

@@ -223,8 +223,9 @@ def _power_function(k):
     k is q as an integer below 2**POWER_BITS, frozen into the compiled code: the unrolled binary exponentiation
     then folds to exactly the squarings and multiplies that k needs (3 squarings for q = 8), branch-free, and the
     loop around it vectorizes. k = None uses libm's pow with the run-time q (about 50x slower). Bases below `floor`
-    become 0: their power would be subnormal (under 1e-38 of the largest term, which is 1), and subnormal
-    arithmetic is slow on x86. NaN passes through (the comparison is false for NaN)."""
+    become 0: their power would be subnormal (under 1e-38 of the largest term, which is 1, in float32; under
+    1e-308 in float64), and subnormal arithmetic is slow on x86. NaN passes through (the comparison is false for
+    NaN)."""
     if k is None:
 
         @njit(inline="always")

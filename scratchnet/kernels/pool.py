@@ -75,7 +75,8 @@ def max_pool2d_backward(gy, argmax, x_shape):
     n, c, h, w = x_shape
     assert gy.ndim == 4 and gy.shape == argmax.shape and gy.shape[:2] == (n, c), (gy.shape, argmax.shape, x_shape)
     gx = np.zeros((n, c, h * w), gy.dtype)
-    _max_unpool(gy.reshape(n, c, -1), argmax.reshape(n, c, -1), gx)
+    windows = gy.shape[2] * gy.shape[3]  # not -1: an empty batch has no size to infer it from
+    _max_unpool(gy.reshape(n, c, windows), argmax.reshape(n, c, windows), gx)
     return gx.reshape(x_shape)
 
 

@@ -63,6 +63,8 @@ class _BatchNorm(Module):
         self.num_features = check_int(num_features, "num_features", 1)
         if not 0 <= momentum <= 1:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        if not 0 < float(eps) < float("inf"):  # also refuses NaN
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         self.eps, self.momentum = eps, momentum
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None

@@ -63,9 +63,13 @@ class Module:
         return (module for _, module in self.named_modules())
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Each parameter once, under the first name it is found by (a layer used twice shares its weights: an
+        optimizer must update them once)."""
+        seen = set()
         for prefix, module in self.named_modules():
             for name, value in vars(module).items():
-                if isinstance(value, Parameter):
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
                     yield (f"{prefix}.{name}" if prefix else name), value
 
     def parameters(self) -> list[Parameter]:

@@ -7,6 +7,8 @@ perturbation into the ball and then clipping is the standard approximation (Madr
 shared/specs/attacks-and-training.md, section 1). `step_size` holds one step per example (APGD adapts it).
 """
 
+import math
+
 import numpy as np
 
 TINY = 1e-12  # guards the l2 normalizations against a zero gradient or perturbation
@@ -18,7 +20,7 @@ def _per_example(values, like):
 
 
 def _l2_norms(a):
-    return np.sqrt(np.sum(a.reshape(len(a), -1).astype(np.float64) ** 2, axis=1))
+    return np.sqrt(np.sum(a.reshape(len(a), math.prod(a.shape[1:])).astype(np.float64) ** 2, axis=1))
 
 
 def linf_project(x_adv, x, eps, lo, hi):
