@@ -180,7 +180,7 @@ def run(args, report) -> None:
     train, test = sn.data.mnist()
     if args.quick:
         rng = np.random.default_rng(args.seed)
-        train = train.subset(rng.permutation(len(train))[:1024])
+        train = train.subset(rng.permutation(len(train))[:512])
         args.epochs, args.warmup_epochs, args.train_steps, args.eval_size, args.eval_steps, args.targets = (
             1, 0.5, 3, 100, 5, 1)
         args.final_epochs, args.final_steps = min(args.final_epochs, 1), 3
