@@ -149,6 +149,14 @@ def test_attack_steps_and_projections_match_the_cpu(dtype, shape, seed):
 
 
 @needs_cuda
+def test_attack_kernels_take_an_empty_batch():
+    x, kernels = np.zeros((0, 2, 3), np.float32), gpu("attack")
+    for out in (kernels.linf_step(x, x, x, np.zeros(0), 0.1, 0, 1), kernels.l2_step(x, x, x, np.zeros(0), 0.5, 0, 1),
+                kernels.linf_project(x, x, 0.1, 0, 1), kernels.l2_project(x, x, 0.5, 0, 1)):
+        assert out.shape == x.shape and out.dtype == x.dtype
+
+
+@needs_cuda
 @FEW
 @given(dtype=st.sampled_from([np.float32, np.float64]),
        shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),

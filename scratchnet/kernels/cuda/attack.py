@@ -86,8 +86,9 @@ def _run(kernel, x_adv, g, x, step_size, eps, lo, hi, moves):
     xa, gd = to_device(x_adv, xd.dtype).reshape(flat), to_device(g, xd.dtype).reshape(flat)
     steps = cuda.to_device(np.broadcast_to(np.asarray(step_size, dtype=np.float64), (flat[0],)).copy())
     out = cuda.device_array(flat, xd.dtype)
-    grid = (blocks(out.size), THREADS) if kernel is _linf else (max(flat[0], 1), THREADS)
-    kernel[grid](xa, gd, xd.reshape(flat), steps, float(eps), float(lo), float(hi), moves, out)
+    grid = (blocks(out.size), THREADS) if kernel is _linf else (flat[0], THREADS)
+    if out.size:  # an empty batch has nothing to compute (and a grid of zero blocks cannot launch)
+        kernel[grid](xa, gd, xd.reshape(flat), steps, float(eps), float(lo), float(hi), moves, out)
     return returned(out.reshape(xd.shape), is_device(x))
 
 
