@@ -130,6 +130,8 @@ def test_bad_epochs_datasets_and_augmentations_are_refused():
         BatchLoader(numbered(5), 2).epoch(-1)
     with pytest.raises(ValueError, match="epoch must be an int >= 0, got -2"):
         BatchLoader(numbered(5), 2).stream(-2)
+    with pytest.raises(ValueError, match="no batches"):
+        BatchLoader(numbered(3), 4, drop_last=True).stream(0)
     with pytest.raises(TypeError, match=r"dataset must have arrays .x and .y, got ndarray"):
         BatchLoader(np.zeros(5), 2)
     with pytest.raises(TypeError, match="augment must be a callable"):

@@ -84,6 +84,9 @@ class BatchLoader:
         shuffled by `default_rng([seed, e, k])` for k = 1, 2, ... (Entropy-SGD's inner steps draw from it, each a
         new minibatch). It depends on (seed, e) only, so a resumed run draws the same batches."""
         _check_count("epoch", e, 0)
+        if len(self) == 0:  # endless passes over no batches would never yield
+            raise ValueError(f"stream: the loader has no batches ({len(self.dataset)} examples, batch_size "
+                             f"{self.batch_size}, drop_last={self.drop_last})")
         return itertools.chain.from_iterable(self._batches(e, k) for k in itertools.count(1))
 
     def _batches(self, e: int, *key: int):
