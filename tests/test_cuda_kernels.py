@@ -34,12 +34,14 @@ def gpu(family):
     return importlib.import_module(f"scratchnet.kernels.cuda.{family}")
 
 
-def close(got, want):
+def assert_close(got, want):
+    """Same dtype and shape, values equal up to the tolerance of sums added in another order."""
     assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
     np.testing.assert_allclose(got, want, **CLOSE[want.dtype.type])
 
 
-def equal(got, want):
+def assert_same(got, want):
+    """Same dtype and shape, values equal bit for bit."""
     assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
     np.testing.assert_array_equal(got, want)
 
@@ -66,10 +68,12 @@ def test_conv2d_passes_match_the_cpu(problem, filters):
     w = rng.standard_normal((filters, x.shape[1], k, k)).astype(x.dtype)
     cuda_conv = gpu("conv")
     y = conv.conv2d_forward(x, w, s, p)
-    close(cuda_conv.conv2d_forward(x, w, s, p), y)
+    assert_close(cuda_conv.conv2d_forward(x, w, s, p), y)
     gy = rng.standard_normal(y.shape).astype(x.dtype)
-    close(cuda_conv.conv2d_backward_input(gy, w, x.shape, s, p), conv.conv2d_backward_input(gy, w, x.shape, s, p))
-    close(cuda_conv.conv2d_backward_weight(gy, x, w.shape, s, p), conv.conv2d_backward_weight(gy, x, w.shape, s, p))
+    assert_close(cuda_conv.conv2d_backward_input(gy, w, x.shape, s, p),
+                 conv.conv2d_backward_input(gy, w, x.shape, s, p))
+    assert_close(cuda_conv.conv2d_backward_weight(gy, x, w.shape, s, p),
+                 conv.conv2d_backward_weight(gy, x, w.shape, s, p))
 
 
 @needs_cuda
@@ -80,16 +84,16 @@ def test_pooling_and_relu_match_the_cpu(problem):
     cuda_pool, cuda_relu = gpu("pool"), gpu("activation")
     y, argmax = pool.max_pool2d_forward(x, k, s, p)
     got_y, got_argmax = cuda_pool.max_pool2d_forward(x, k, s, p)
-    equal(got_y, y)
-    equal(got_argmax, argmax)
+    assert_same(got_y, y)
+    assert_same(got_argmax, argmax)
     gy = rng.standard_normal(y.shape).astype(x.dtype)
-    close(cuda_pool.max_pool2d_backward(gy, argmax, x.shape), pool.max_pool2d_backward(gy, argmax, x.shape))
-    equal(cuda_pool.avg_pool2d_forward(x, k, s, p), pool.avg_pool2d_forward(x, k, s, p))
-    equal(cuda_pool.avg_pool2d_backward(gy, x.shape, k, s, p), pool.avg_pool2d_backward(gy, x.shape, k, s, p))
+    assert_close(cuda_pool.max_pool2d_backward(gy, argmax, x.shape), pool.max_pool2d_backward(gy, argmax, x.shape))
+    assert_same(cuda_pool.avg_pool2d_forward(x, k, s, p), pool.avg_pool2d_forward(x, k, s, p))
+    assert_same(cuda_pool.avg_pool2d_backward(gy, x.shape, k, s, p), pool.avg_pool2d_backward(gy, x.shape, k, s, p))
     r = activation.relu_forward(x)
-    equal(cuda_relu.relu_forward(x), r)
+    assert_same(cuda_relu.relu_forward(x), r)
     g = rng.standard_normal(x.shape).astype(x.dtype)
-    equal(cuda_relu.relu_backward(g, r), activation.relu_backward(g, r))
+    assert_same(cuda_relu.relu_backward(g, r), activation.relu_backward(g, r))
 
 
 @st.composite
@@ -113,12 +117,12 @@ def test_linf_and_lp_dist_match_the_cpu(problem, p):
     kernels = gpu("linf_dist")
     y, index = linf_dist.linf_dist_forward(x, w)
     got_y, got_index = kernels.linf_dist_forward(x, w)
-    equal(got_y, y)
-    equal(got_index, index)
-    equal(kernels.linf_dist_values(x, w), y)
+    assert_same(got_y, y)
+    assert_same(got_index, index)
+    assert_same(kernels.linf_dist_values(x, w), y)
     for got, want in zip(kernels.linf_dist_backward(gy, x, w, index), linf_dist.linf_dist_backward(gy, x, w, index),
                          strict=True):
-        equal(got, want)
+        assert_same(got, want)
     y_p = linf_dist.lp_dist_forward(x, w, p)
     np.testing.assert_allclose(kernels.lp_dist_forward(x, w, p), y_p, **LP_CLOSE[x.dtype.type])
     for got, want in zip(kernels.lp_dist_backward(gy, x, w, y_p, p), linf_dist.lp_dist_backward(gy, x, w, y_p, p),
@@ -128,7 +132,7 @@ def test_linf_and_lp_dist_match_the_cpu(problem, p):
     radius = x.dtype.type(0.5)
     for got, want in zip(kernels.interval_bounds(x - radius, x + radius, w),
                          linf_dist.interval_bounds(x - radius, x + radius, w), strict=True):
-        equal(got, want)
+        assert_same(got, want)
 
 
 @needs_cuda
@@ -142,10 +146,10 @@ def test_attack_steps_and_projections_match_the_cpu(dtype, shape, seed):
     g = rng.standard_normal(shape).astype(dtype)
     steps = 0.2 * rng.random(shape[0])
     kernels = gpu("attack")
-    equal(kernels.linf_step(x_adv, g, x, steps, 0.1, 0, 1), attack.linf_step(x_adv, g, x, steps, 0.1, 0, 1))
-    equal(kernels.linf_project(x_adv, x, 0.1, 0, 1), attack.linf_project(x_adv, x, 0.1, 0, 1))
-    close(kernels.l2_step(x_adv, g, x, steps, 0.5, 0, 1), attack.l2_step(x_adv, g, x, steps, 0.5, 0, 1))
-    close(kernels.l2_project(x_adv, x, 0.5, 0, 1), attack.l2_project(x_adv, x, 0.5, 0, 1))
+    assert_same(kernels.linf_step(x_adv, g, x, steps, 0.1, 0, 1), attack.linf_step(x_adv, g, x, steps, 0.1, 0, 1))
+    assert_same(kernels.linf_project(x_adv, x, 0.1, 0, 1), attack.linf_project(x_adv, x, 0.1, 0, 1))
+    assert_close(kernels.l2_step(x_adv, g, x, steps, 0.5, 0, 1), attack.l2_step(x_adv, g, x, steps, 0.5, 0, 1))
+    assert_close(kernels.l2_project(x_adv, x, 0.5, 0, 1), attack.l2_project(x_adv, x, 0.5, 0, 1))
 
 
 @needs_cuda
@@ -184,9 +188,9 @@ def test_device_arrays_stay_on_the_device():
     assert hasattr(gx, "copy_to_host")
     want_y, want_index = kernels.linf_dist_forward(x, w)
     assert isinstance(want_y, np.ndarray)
-    equal(y.copy_to_host(), want_y)
+    assert_same(y.copy_to_host(), want_y)
     for got, want in zip((gx, gw), kernels.linf_dist_backward(gy, x, w, want_index), strict=True):
-        equal(got.copy_to_host(), want)
+        assert_same(got.copy_to_host(), want)
 
 
 @needs_cuda

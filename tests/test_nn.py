@@ -23,10 +23,15 @@ def test_parameters_are_found_in_attributes_lists_and_nested_modules():
     assert model.num_parameters() == 3 * 4 + 4 + 4 * 2 + 2
 
 
-def test_a_layer_used_twice_has_its_parameters_listed_and_updated_once():
-    shared = nn.Linear(2, 2)
-    model = nn.Sequential(shared, nn.ReLU(), shared)
-    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias"] and model.num_parameters() == 6
+def test_a_layer_used_twice_has_its_parameters_and_buffers_listed_and_updated_once():
+    shared, norm = nn.Linear(2, 2), nn.BatchNorm1d(2)
+    model = nn.Sequential(shared, norm, nn.ReLU(), shared, norm)
+    assert [n for n, _ in model.named_modules()] == ["", "0", "1", "2"]
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert [n for n, _ in model.named_buffers()] == ["1.running_mean", "1.running_var"]
+    tied = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    tied.layers[1].weight = tied.layers[0].weight  # one Parameter in two layers
+    assert [n for n, _ in tied.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
     before = shared.weight.data.copy()
     for p in model.parameters():
         p.grad = np.ones_like(p.data)

@@ -55,16 +55,26 @@ class Module:
                         yield f"{name}.{i}", item
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        yield prefix, self
-        for name, child in self.named_children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+        """This module and every module below it, each once: a layer used twice is one layer, found under the first
+        name that reaches it (so its parameters and buffers are listed, and updated, once)."""
+        seen = set()
+
+        def walk(module, prefix):
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            yield prefix, module
+            for name, child in module.named_children():
+                yield from walk(child, f"{prefix}.{name}" if prefix else name)
+
+        return walk(self, prefix)
 
     def modules(self) -> Iterator[Module]:
         return (module for _, module in self.named_modules())
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """Each parameter once, under the first name it is found by (a layer used twice shares its weights: an
-        optimizer must update them once)."""
+        """Each parameter once, under the first name it is found by (one Parameter assigned to two layers ties
+        their weights: an optimizer must update it once)."""
         seen = set()
         for prefix, module in self.named_modules():
             for name, value in vars(module).items():
