@@ -44,9 +44,17 @@ def _check(x, y, eps, norm, bounds) -> tuple[np.ndarray, np.ndarray, float, floa
     lo, hi = (float(b) for b in bounds)
     if not lo < hi:
         raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
-    if x.size and (x.min() < lo or x.max() > hi):
-        raise ValueError(f"x must lie in bounds {bounds}, got values from {x.min()} to {x.max()}")
+    check_in_bounds(x, (lo, hi))
     return x, y, lo, hi
+
+
+def check_in_bounds(x: np.ndarray, bounds) -> None:
+    """Refuse inputs outside the data's bounds, or with a NaN: an attack or a certificate around them means nothing."""
+    low, high = bounds
+    if not np.all((x >= low) & (x <= high)):  # NaN fails both comparisons
+        nans = int(np.isnan(x).sum())
+        found = f"{nans} NaN value(s)" if nans else f"values from {x.min()} to {x.max()}"
+        raise ValueError(f"x must lie in bounds {tuple(bounds)}, got {found}")
 
 
 def _check_steps(steps, restarts) -> None:

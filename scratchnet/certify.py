@@ -66,8 +66,10 @@ def margin_certified(model, x, y, eps: float) -> np.ndarray:
 
 
 def input_box(model, x, eps: float, bounds=(0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
-    """The box [max(x - eps, low), min(x + eps, high)] in the model's normalized units, [B, input_dim] each."""
+    """The box [max(x - eps, low), min(x + eps, high)] in the model's normalized units, [B, input_dim] each. x must
+    lie in the bounds: outside them the clipped box would not contain x, and its certificate would say nothing."""
     x = np.asarray(x.data if isinstance(x, Tensor) else x)
+    attacks.check_in_bounds(x, bounds)
     low, high = bounds
     return model.normalize_box(np.maximum(x - eps, low), np.minimum(x + eps, high))
 

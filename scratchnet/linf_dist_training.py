@@ -198,6 +198,7 @@ def lp_decay_direction(w: np.ndarray, p: float) -> np.ndarray:
         g[rows, columns] = w[rows, columns]
         return g
     norm = np.sum(a**p, axis=1, keepdims=True) ** (1 / p)  # ||w_i||_p / max|w_i|, in [1, n^(1/p)]
+    norm = np.where(top > 0, norm, 1)  # a zero row (norm 0) has the gradient 0, not 0 / 0
     return safe * norm * (a / norm) ** (p - 1) * np.sign(w)
 
 

@@ -223,6 +223,10 @@ def test_bad_data_is_refused():
     x, y = batch(0)
     with pytest.raises(ValueError, match="bounds"):
         attacks.fgsm(small_model(0), x + 2, y, 0.1)
+    with_nan = x.copy()
+    with_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="bounds"):  # refused up front, not by the loss it would poison
+        attacks.pgd(small_model(0), with_nan, y, 0.1)
     with pytest.raises(ValueError, match="y must"):
         attacks.fgsm(small_model(0), x, y[:-1], 0.1)
     with pytest.raises(TypeError, match="x must"):

@@ -136,6 +136,19 @@ def test_linf_and_lp_dist_match_the_cpu(problem, p):
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interval_bounds_keep_a_nan_as_the_cpu_does(dtype):
+    # a max that drops NaN (fmax) would turn a NaN input into finite bounds, and a NaN prediction into a certificate
+    lower = np.array([[np.nan, 0.0], [0.2, 0.3]], dtype)
+    upper = np.array([[np.nan, 0.1], [0.4, 0.5]], dtype)
+    w = np.array([[0.0, 0.0], [np.nan, 1.0]], dtype)
+    for got, want in zip(gpu("linf_dist").interval_bounds(lower, upper, w), linf_dist.interval_bounds(lower, upper, w),
+                         strict=True):
+        assert np.isnan(want).sum() == 3
+        assert_same(got, want)
+
+
+@needs_cuda
 @FEW
 @given(dtype=st.sampled_from([np.float32, np.float64]), shape=st.sampled_from([(1, 1), (2, 5), (3, 2, 7), (2, 40)]),
        seed=st.integers(0, 2**32 - 1))

@@ -216,6 +216,8 @@ def test_lp_decay_direction_is_the_gradient_of_half_the_squared_norm(p):
         np.testing.assert_allclose(direction, w)
     huge = T.lp_decay_direction(1e30 * w, 1000.0)  # no overflow in the powers
     assert np.all(np.isfinite(huge))
+    w[1] = 0  # a zero row: the gradient of 0 is 0, not 0 / 0
+    np.testing.assert_array_equal(T.lp_decay_direction(w, p)[1], np.zeros(5))
 
 
 def test_lp_decay_at_infinity_moves_only_the_largest_entry_and_the_wrapper_applies_it():
@@ -268,6 +270,19 @@ def test_certification_rules_on_a_hand_made_net(x, eps, margin, interval):
     assert certify.margin_certified(net, xs, y, eps)[0] == margin
     assert certify.interval_certified(net, xs, y, eps)[0] == interval
     assert certify.certified_accuracy(net, xs, y, eps, "margin") == float(margin)
+
+
+@pytest.mark.parametrize("x", [1.5, -0.5, np.nan])
+def test_the_interval_rule_refuses_inputs_outside_the_bounds(x):
+    # with anchors at 1.2 and 1.5 the net says class 1 at x = 1.5, but clipping to [0, 1] gives the box [1.4, 1],
+    # which does not hold x, and whose bounds favour class 0: without the check, the wrong label is "certified"
+    net = two_anchor_net()
+    net.layers[0].weight.data[:] = [[1.2], [1.5]]
+    xs, y = np.array([[x]]), np.array([0])
+    for rule in (lambda: certify.interval_certified(net, xs, y, 0.1), lambda: certify.worst_margins(net, xs, y, 0.0),
+                 lambda: certify.certified_accuracy(net, xs, y, [0.0, 0.1])):
+        with pytest.raises(ValueError, match="bounds"):
+            rule()
 
 
 def test_the_margin_rule_scales_eps_by_the_std():

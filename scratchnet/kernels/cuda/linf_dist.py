@@ -46,6 +46,12 @@ def _times_sign(g, d):
     return g if d > 0 else -g if d < 0 else g - g
 
 
+@cuda.jit(device=True, inline=True)
+def _nan_max(a, b):
+    """max(a, b) that keeps a NaN, as the CPU kernels do (a plain max, like fmax, would drop it)."""
+    return a if a > b or a != a else b
+
+
 def _linf_forward(dtype):
     @cuda.jit
     def linf_forward(x, w, y, index):
@@ -122,8 +128,8 @@ def _interval_bounds(dtype):
             cuda.syncthreads()
             for k in range(min(TILE, n - k0)):
                 below, above = lower_tile[ty, k] - w_tile[tx, k], upper_tile[ty, k] - w_tile[tx, k]
-                low = max(low, below, -above)
-                high = max(high, abs(below), abs(above))
+                low = _nan_max(low, _nan_max(below, -above))
+                high = _nan_max(high, _nan_max(abs(below), abs(above)))
             cuda.syncthreads()
         if b0 + ty < y_lower.shape[0] and i0 + tx < y_lower.shape[1]:
             y_lower[b0 + ty, i0 + tx] = low
