@@ -65,8 +65,8 @@ class Callback:
     def before_step(self, state: FitState) -> None:
         """After the backward pass and before the optimizer step: the gradients are there to change (e.g. norm
         decay, `scratchnet.regularizers`). Called after every gradient the optimizer uses, so with Entropy-SGD also
-        after each inner step's, at its inner weights: a regularizer's state (a momentum, a step count) then moves
-        L + 1 times per outer step."""
+        after each later inner step's, at its inner weights: a regularizer's state (a momentum, a count) then moves
+        L times per outer step."""
 
     def on_step(self, state: FitState) -> None:
         """After each optimizer step (`state.epoch_time` is the fractional epoch just reached)."""
