@@ -25,8 +25,12 @@ needs_cuda = pytest.mark.skipif(cuda_problem() is not None, reason=f"CUDA kernel
 # a tiny tolerance for sums the GPU adds in another order
 CLOSE = {np.float32: {"rtol": 1e-5, "atol": 1e-5}, np.float64: {"rtol": 1e-12, "atol": 1e-12}}
 LP_CLOSE = {np.float32: {"rtol": 2e-4, "atol": 1e-5}, np.float64: {"rtol": 1e-10, "atol": 1e-12}}
+SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # the simulator runs each GPU thread as a Python thread: few examples there, more on a real GPU
-FEW = settings(deadline=None, max_examples=6 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else 40)
+FEW = settings(deadline=None, max_examples=6 if SIMULATED else 40)
+# the side of the tiled kernels' square blocks (kernels/cuda/launch.py): the drawn sizes reach past one tile, so
+# that a second tile, a shorter last tile and a second block run on the simulator's small tiles and on a GPU's
+TILE = 4 if SIMULATED else 16
 
 
 def gpu(family):
@@ -62,7 +66,7 @@ def images(draw, max_size=5):
 
 @needs_cuda
 @FEW
-@given(problem=images(), filters=st.integers(1, 3))
+@given(problem=images(), filters=st.integers(1, TILE + 1))
 def test_conv2d_passes_match_the_cpu(problem, filters):
     x, k, s, p, rng = problem
     w = rng.standard_normal((filters, x.shape[1], k, k)).astype(x.dtype)
@@ -100,7 +104,7 @@ def test_pooling_and_relu_match_the_cpu(problem):
 def distances(draw):
     """(x [B, n], w [m, n], gy [B, m]): small integers (many ties for the argmax) or continuous values."""
     dtype = draw(st.sampled_from([np.float32, np.float64]))
-    batch, m, n = draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.integers(1, 9))
+    batch, m, n = draw(st.integers(1, TILE + 1)), draw(st.integers(1, TILE + 2)), draw(st.integers(1, 2 * TILE + 1))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if draw(st.booleans()):
         x, w = rng.integers(-3, 4, (batch, n)), rng.integers(-3, 4, (m, n))
@@ -136,6 +140,11 @@ def test_linf_and_lp_dist_match_the_cpu(problem, p):
 
 
 @needs_cuda
+def test_the_drawn_sizes_cross_the_kernels_tiles():
+    assert gpu("launch").TILE == TILE
+
+
+@needs_cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_interval_bounds_keep_a_nan_as_the_cpu_does(dtype):
     # a max that drops NaN (fmax) would turn a NaN input into finite bounds, and a NaN prediction into a certificate
@@ -152,12 +161,15 @@ def test_interval_bounds_keep_a_nan_as_the_cpu_does(dtype):
 @FEW
 @given(dtype=st.sampled_from([np.float32, np.float64]), shape=st.sampled_from([(1, 1), (2, 5), (3, 2, 7), (2, 40)]),
        seed=st.integers(0, 2**32 - 1))
-def test_attack_steps_and_projections_match_the_cpu(dtype, shape, seed):
+@pytest.mark.parametrize("nans", [False, True])
+def test_attack_steps_and_projections_match_the_cpu(dtype, shape, seed, nans):
     rng = np.random.default_rng(seed)
     x = rng.random(shape).astype(dtype)
     x_adv = np.clip(x + 0.3 * rng.standard_normal(shape), -0.2, 1.2).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
     steps = 0.2 * rng.random(shape[0])
+    if nans:  # a diverged model's NaN must come out as NaN where the CPU's does, not as a point in the ball
+        x_adv.flat[::3], g.flat[1::3] = np.nan, np.nan
     kernels = gpu("attack")
     assert_same(kernels.linf_step(x_adv, g, x, steps, 0.1, 0, 1), attack.linf_step(x_adv, g, x, steps, 0.1, 0, 1))
     assert_same(kernels.linf_project(x_adv, x, 0.1, 0, 1), attack.linf_project(x_adv, x, 0.1, 0, 1))

@@ -16,6 +16,19 @@ from scratchnet.kernels.cuda.launch import THREADS, blocks, is_device, returned,
 TINY = 1e-12
 
 
+@cuda.jit(device=True, inline=True)
+def _max(a, b):
+    """Python's max(a, b), as the CPU kernel compiles it: a unless b > a, so a NaN in a is kept (numba-cuda's own
+    max is fmax, which drops a NaN: a diverged model's NaN step would come out as a plausible point)."""
+    return b if b > a else a
+
+
+@cuda.jit(device=True, inline=True)
+def _min(a, b):
+    """Python's min(a, b): a unless b < a (see _max)."""
+    return b if b < a else a
+
+
 @cuda.jit
 def _linf(x_adv, g, x, step_size, eps, lo, hi, signed, out):
     """out = clip(clip(x_adv + step sign(g), x - eps, x + eps), lo, hi) (no step unless `signed`).
@@ -25,11 +38,11 @@ def _linf(x_adv, g, x, step_size, eps, lo, hi, signed, out):
     if t >= out.size:
         return
     b, i = t // out.shape[1], t % out.shape[1]
-    v, center = float64(x_adv[b, i]), float64(x[b, i])
+    v, center, gi = float64(x_adv[b, i]), float64(x[b, i]), float64(g[b, i])
     if signed:
-        v += step_size[b] * (1 if g[b, i] > 0 else -1 if g[b, i] < 0 else 0)
-    v = min(max(v, center - eps), center + eps)
-    out[b, i] = min(max(v, lo), hi)
+        v += step_size[b] * (1 if gi > 0 else -1 if gi < 0 else gi - gi)  # sign(NaN) = NaN, as np.sign
+    v = _min(_max(v, center - eps), center + eps)
+    out[b, i] = _min(_max(v, lo), hi)
 
 
 @cuda.jit(device=True, inline=True)
@@ -72,7 +85,7 @@ def _l2(x_adv, g, x, step_size, eps, lo, hi, normalized, out):
     norm = _block_sum(partial, squares) ** 0.5
     shrink = eps / max(norm, TINY) if norm > eps else float64(1)
     for i in range(t, d, THREADS):
-        out[b, i] = min(max(float64(x[b, i]) + out[b, i] * shrink, lo), hi)
+        out[b, i] = _min(_max(float64(x[b, i]) + out[b, i] * shrink, lo), hi)
 
 
 def _run(kernel, x_adv, g, x, step_size, eps, lo, hi, moves):
