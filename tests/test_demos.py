@@ -132,8 +132,10 @@ def test_a_run_resumes_only_the_checkpoints_of_a_run_with_the_same_settings(tmp_
     (first, history), (other_seed, other_history) = train(), train("--seed", "1")
     assert other_history[0]["train_loss"] != history[0]["train_loss"]  # trained afresh, not resumed from seed 0
     assert any(not np.array_equal(first[k], other_seed[k]) for k in first)
+    written = {path: path.stat().st_mtime_ns for path in (tmp_path / "models").glob("*.npz")}
     again, again_history = train()  # the same settings: both stages resume their finished checkpoints
     assert again_history == history and all(np.array_equal(first[k], again[k]) for k in first)
+    assert {path: path.stat().st_mtime_ns for path in written} == written  # ...and train no step to rewrite them
     assert len(list((tmp_path / "models").glob("*.npz"))) == 4
 
 

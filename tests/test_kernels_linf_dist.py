@@ -3,6 +3,8 @@ shapes (across the argmax chunk, the register block and the gw scatter's column 
 many ties (the first maximal coordinate must win); the interval bounds as the exact range over the box; lp with
 huge p and huge values."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -32,15 +34,19 @@ def problems(draw, max_n=150, max_m=9):
 
 
 @settings(deadline=None, max_examples=60)
-@given(problem=problems(max_n=linf_dist.CHUNK + 22, max_m=2 * linf_dist.SCATTER_WIDTH + 5))
-def test_linf_forward_and_backward_match_the_reference(problem):
+@given(problem=problems(max_n=linf_dist.CHUNK + 22, max_m=2 * linf_dist.SCATTER_WIDTH + 5),
+       w_bytes=st.sampled_from([linf_dist.W_BYTES, 1]))
+def test_linf_forward_and_backward_match_the_reference(problem, w_bytes):
+    # W_BYTES = 1 cuts w into tiles of RJ rows: several tiles and a partial last one, as at n = 5120
     x, w, gy = problem
-    y, index = linf_dist.linf_dist_forward(x, w)
+    with mock.patch.object(linf_dist, "W_BYTES", w_bytes):
+        y, index = linf_dist.linf_dist_forward(x, w)
+        fast_values = linf_dist.linf_dist_values(x, w)
     want_y, want_index = reference.linf_dist_forward(x, w)
     assert y.dtype == x.dtype and index.dtype == np.int64 and y.flags.c_contiguous
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(index, want_index)
-    for values in (linf_dist.linf_dist_values(x, w), reference.linf_dist_values(x, w)):
+    for values in (fast_values, reference.linf_dist_values(x, w)):
         assert values.dtype == x.dtype
         np.testing.assert_array_equal(values, want_y)
     gx, gw = linf_dist.linf_dist_backward(gy, x, w, index)

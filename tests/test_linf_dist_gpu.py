@@ -106,6 +106,7 @@ def test_elementwise_kernels_match_numpy(shape, seed):
         E.adam(wd, cuda.to_device(g * step), m, s, 0.1, 0.8, 0.9, 1e-8, step)
     np.testing.assert_allclose(wd.copy_to_host(), host.data, **close)
     np.testing.assert_allclose(m.copy_to_host(), adam.state["m"][0], **close)
+    np.testing.assert_allclose(s.copy_to_host(), adam.state["v"][0], **close)
 
 
 def test_resident_trainer_refuses_what_it_cannot_train():

@@ -26,12 +26,13 @@ def small_model(seed=0):
                          nn.Linear(16, 3, rng=rng))
 
 
-def train(epochs, checkpoint=None, resume=False, seed=0):
+def train(epochs, checkpoint=None, resume=False, seed=0, callbacks=()):
     model = small_model()
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
     loader = BatchLoader(blobs(), 32, shuffle=True, seed=seed)
     history = fit(model, loader, blobs(128, seed=1), optimizer=optimizer, schedule=optim.Cosine(0.1, 4),
-                  epochs=epochs, checkpoint=checkpoint, resume=resume, seed=seed, progress=False)
+                  epochs=epochs, checkpoint=checkpoint, resume=resume, seed=seed, progress=False,
+                  callbacks=list(callbacks))
     return model, optimizer, history
 
 
@@ -55,7 +56,17 @@ def test_the_same_seed_gives_the_same_loss_curve_and_another_seed_does_not():
 def test_resume_from_a_checkpoint_continues_bit_identically(tmp_path):
     straight, straight_opt, straight_history = train(4, checkpoint=tmp_path / "straight.npz")
     train(2, checkpoint=tmp_path / "interrupted.npz")
-    resumed, resumed_opt, resumed_history = train(4, checkpoint=tmp_path / "interrupted.npz", resume=True)
+
+    class CountSteps(Callback):
+        steps = 0
+
+        def on_step(self, state):
+            self.steps += 1
+
+    counter = CountSteps()
+    resumed, resumed_opt, resumed_history = train(4, checkpoint=tmp_path / "interrupted.npz", resume=True,
+                                                  callbacks=[counter])
+    assert counter.steps == 2 * 256 // 32  # epochs 3 and 4 only: resumed, not retrained from the start
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         np.testing.assert_array_equal(a, b, err_msg=name)
     for name, a in straight_opt.state_dict().items():
