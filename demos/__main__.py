@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from demos import DEMOS
-from demos.report import Report
+from demos.report import Report, problems
 
 
 def _parser(name: str, module) -> argparse.ArgumentParser:
@@ -49,12 +49,14 @@ def main(argv: list[str]) -> int:
             print(f"{name:24s} {importlib.import_module(module_name).DESCRIPTION}")
         return 0
     if argv[0] == "all":
-        start = time.perf_counter()
+        start, failures = time.perf_counter(), []
         for name in DEMOS:
             print(f"=== {name}")
-            run_demo(name, argv[1:], in_subfolder=True)
+            failures += [f"{name}: {problem}" for problem in problems(run_demo(name, argv[1:], in_subfolder=True))]
         print(f"all demos finished in {time.perf_counter() - start:.0f} s")
-        return 0
+        for failure in failures:
+            print(f"FAILED {failure}", file=sys.stderr)
+        return 1 if failures else 0
     if argv[0] not in DEMOS:
         print(f"unknown demo {argv[0]!r}; choose one of: {', '.join(DEMOS)} (or list, all)", file=sys.stderr)
         return 2

@@ -68,6 +68,14 @@ class Report:
         return results
 
 
+def problems(results: dict) -> list[str]:
+    """What makes a demo's results unusable even though it ran: no metrics, or a metric that is not a finite
+    number. `python -m demos all` fails on any, so that the CI smoke run checks more than the exit status."""
+    if not results["metrics"]:
+        return ["recorded no metrics"]
+    return [f"metric {name} is {value}" for name, value in results["metrics"].items() if not math.isfinite(value)]
+
+
 def _fmt(value: float) -> str:
     if math.isnan(value):
         return "nan"

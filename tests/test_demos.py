@@ -8,7 +8,7 @@ import numpy as np
 import scratchnet as sn
 from demos import DEMOS
 from demos.__main__ import main
-from demos.report import Report
+from demos.report import Report, problems
 
 
 def test_report_writes_the_results_schema_and_a_table_with_the_paper_beside_ours(tmp_path):
@@ -36,6 +36,19 @@ def test_the_runner_lists_every_demo_and_refuses_unknown_names(capsys):
     assert all(name in listed for name in DEMOS)
     assert main(["no_such_demo"]) == 2
     assert "unknown demo" in capsys.readouterr().err
+
+
+def test_running_all_fails_when_a_demo_records_a_non_finite_or_no_metric(tmp_path, monkeypatch, capsys):
+    (tmp_path / "fake_demos.py").write_text(
+        "DESCRIPTION = 'records what it is told'\n"
+        "def add_arguments(parser):\n    parser.add_argument('--value', type=float, default=1.0)\n"
+        "def run(args, report):\n    report.metric('accuracy', args.value)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("demos.__main__.DEMOS", {"fake": "fake_demos"})
+    assert main(["all", "--out", str(tmp_path / "ok")]) == 0
+    assert main(["all", "--out", str(tmp_path / "nan"), "--value", "nan"]) == 1
+    assert "FAILED fake: metric accuracy is nan" in capsys.readouterr().err
+    assert problems({"metrics": {}}) == ["recorded no metrics"]
 
 
 def test_the_robust_monitor_records_pgd_accuracy_at_most_the_clean_one_and_equal_to_it_at_eps_zero():
