@@ -90,7 +90,8 @@ def main(argv: list[str]) -> int:
             set_backend(args.backend)
         except BackendUnavailable as error:
             parser.error(str(error))
-    print(f"{args.threads} threads, fastest of {args.repeat} calls; torch: "
+    print(f"{args.threads} threads, fastest of {args.repeat} calls (of half as many, at least one, for the slow "
+          f"training and attack jobs; of at most two for the GPU epochs); torch: "
           f"{torch.__version__ if torch is not None else 'not installed'}", flush=True)
     rows = []
     for name in names:

@@ -13,6 +13,10 @@ the GPU and its outputs back. Without a GPU (or under the CUDA simulator, whose 
 says so and returns no rows.
 """
 
+import platform
+import re
+from pathlib import Path
+
 import numpy as np
 
 import scratchnet as sn
@@ -24,7 +28,7 @@ DESCRIPTION = "GPU (numba.cuda) kernels against the CPU kernels and torch on the
 
 CONV = (128, 32, 64, 28, 3, 1, 1)  # N, C, F, side, kernel, stride, padding
 B, N, M = 512, 5120, 5120
-EPOCH_IMAGES, EPOCH_BATCH, EPOCH_DEPTH, EPOCH_WIDTHS = 4096, 512, 5, (1024, 5120)
+EPOCH_IMAGES, EPOCH_INPUT, EPOCH_BATCH, EPOCH_DEPTH, EPOCH_WIDTHS = 4096, 784, 512, 5, (1024, 5120)
 
 
 def _gpu_missing() -> str | None:
@@ -60,8 +64,13 @@ def _in_sequence(*fns):
 
 
 def _torch_gpu(torch):
-    """torch when it can use a CUDA GPU, else None."""
-    return torch if torch is not None and torch.cuda.is_available() else None
+    """torch when it can use a CUDA GPU, else None; its conv and matmul in full float32, as ours (cuDNN's default
+    TF32 rounds the inputs to 10-bit mantissas on the tensor cores: faster, but another computation)."""
+    if torch is None or not torch.cuda.is_available():
+        return None
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return torch
 
 
 def _torch_timed(torch, fn):
@@ -76,6 +85,19 @@ def _torch_timed(torch, fn):
         print(f"torch variant dropped: {str(error).splitlines()[0]}", flush=True)
         return None
     return run
+
+
+def _agreement(pairs, exact: bool) -> str:
+    """Whether the GPU's results equal the CPU kernel's ("equal", bit for bit; "close", to float32 rounding of
+    sums in another order) or not: checked on the benchmark's own shapes before timing, since the tests run the GPU
+    kernels on tiny shapes only, and a fast wrong kernel must not pass for a speed-up."""
+    for got, want in pairs:
+        got = got.copy_to_host() if hasattr(got, "copy_to_host") else np.asarray(got)
+        same = np.array_equal(got, want) if exact else np.allclose(got, want, rtol=1e-4,
+                                                                    atol=1e-4 * float(np.abs(want).max()))
+        if got.shape != want.shape or not same:
+            return "MISMATCH with the CPU kernel"
+    return "equal" if exact else "close"
 
 
 def _conv_rows(repeat, torch):
@@ -112,9 +134,11 @@ def _conv_rows(repeat, torch):
                   "backward-weight": gradient([False, True, False])}
     rows = []
     for name in ours:
+        agreement = _agreement([(ours[name](), cpu[name]())], exact=False)
         times = best_times({"ours": _synchronized(ours[name]), "reference": cpu[name],
                             "torch": _torch_timed(torch, theirs[name]) if name in theirs else None}, repeat)
-        rows.append(row(f"gpu conv2d {name}", f"x[{n},{c},{side},{side}] w[{f},{c},{k},{k}] float32", times))
+        rows.append(row(f"gpu conv2d {name}", f"x[{n},{c},{side},{side}] w[{f},{c},{k},{k}] float32", times)
+                    | {"gpu_vs_cpu": agreement})
     return rows
 
 
@@ -127,8 +151,13 @@ def _linf_rows(repeat, torch):
     x, w = rng.standard_normal((B, N), dtype=np.float32), rng.standard_normal((M, N), dtype=np.float32)
     gy = rng.standard_normal((B, M), dtype=np.float32)
     xd, wd, gyd = cuda.to_device(x), cuda.to_device(w), cuda.to_device(gy)
-    _, index_d = gpu_linf.linf_dist_forward(xd, wd)
-    _, index = linf_dist.linf_dist_forward(x, w)
+    y_d, index_d = gpu_linf.linf_dist_forward(xd, wd)
+    y, index = linf_dist.linf_dist_forward(x, w)
+    forward_agrees = _agreement([(y_d, y), (index_d, index)], exact=True)
+    backward_agrees = _agreement(zip(gpu_linf.linf_dist_backward(gyd, xd, wd, index_d),
+                                     linf_dist.linf_dist_backward(gy, x, w, index), strict=True), exact=False)
+    agreement = {"forward": forward_agrees,
+                 "forward+backward": forward_agrees if forward_agrees != "equal" else backward_agrees}
     ours = {"forward": lambda: gpu_linf.linf_dist_forward(xd, wd),
             "forward+backward": _in_sequence(lambda: gpu_linf.linf_dist_forward(xd, wd),
                                              lambda: gpu_linf.linf_dist_backward(gyd, xd, wd, index_d))}
@@ -150,7 +179,8 @@ def _linf_rows(repeat, torch):
         times = best_times({"ours": _synchronized(ours[name]), "reference": cpu[name],
                             "torch": _torch_timed(torch, theirs[name]) if name in theirs else None}, repeat)
         rate = B * M * N / times["ours"]
-        rows.append(row(f"gpu linf {name} ({rate / 1e9:.0f} G elem/s)", f"x[{B},{N}] w[{M},{N}] float32", times))
+        rows.append(row(f"gpu linf {name} ({rate / 1e9:.0f} G elem/s)", f"x[{B},{N}] w[{M},{N}] float32", times)
+                    | {"gpu_vs_cpu": agreement[name]})
     return rows
 
 
@@ -159,12 +189,12 @@ def _epoch(width, p, how):
     the net stays on the GPU), "cuda" (the autograd with backend cuda: copies at every kernel call) or "numba"
     (the CPU)."""
     rng = np.random.default_rng(0)
-    x = rng.random((EPOCH_IMAGES, 784), dtype=np.float32)
+    x = rng.random((EPOCH_IMAGES, EPOCH_INPUT), dtype=np.float32)
     y = rng.integers(0, 10, EPOCH_IMAGES)
     batches = range(0, EPOCH_IMAGES, EPOCH_BATCH)
 
     def epoch():
-        model = sn.nn.LinfDistNet(784, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0)
+        model = sn.nn.LinfDistNet(EPOCH_INPUT, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0)
         adam = sn.optim.Adam(model.parameters(), lr=0.02, betas=(0.9, 0.99), eps=1e-10)
         objective = T.HingeLoss(0.3)
         if how == "resident":
@@ -206,11 +236,18 @@ def run(repeat: int, torch=None) -> list[dict]:
         print(f"cuda benchmark skipped: {missing}. It needs an NVIDIA GPU with numba-cuda.", flush=True)
         return []
     torch = _torch_gpu(torch)
+    import numba
+
+    model = platform.processor() or "an unnamed CPU"
+    if Path("/proc/cpuinfo").exists():
+        names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        model = names[0] if names else model
+    print(f"reference: the Numba CPU kernels on {numba.get_num_threads()} threads of {model} (--threads)", flush=True)
     rows = []
     for group in (lambda: _linf_rows(repeat, torch), lambda: _conv_rows(repeat, torch), lambda: _epoch_rows(repeat)):
         for r in group():  # printed group by group: a GPU session may be cut off before the table
             cpu, torch_ratio = r["ratio_vs_reference"] or float("nan"), r["ratio_vs_torch"] or float("nan")
             print(f"  {r['name']}: ours {r['ours_s'] * 1e3:.2f} ms, GPU speed-up over the CPU {cpu:.1f}x, "
-                  f"over torch {torch_ratio:.2f}x", flush=True)
+                  f"over torch {torch_ratio:.2f}x; results: {r.get('gpu_vs_cpu', 'not compared')}", flush=True)
             rows.append(r)
     return rows

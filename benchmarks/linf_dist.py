@@ -1,22 +1,22 @@
 """l-inf-dist and lp-dist layers (Zhang et al. 2021, ICML, Sections 3-4): the Numba kernels against the NumPy
 reference and torch.cdist, with x [512, 1024] and w [1024, 1024] in float32 (the issue's shape).
 
-torch's forward+backward is cdist followed by autograd's backward with a random output gradient. Each row's
-name also gives our throughput in elements per second (B * m * n / time; one element = one |x_j - w_j| term)
-and its fraction of the machine's arithmetic peak. Peak assumption: cores x GHz x 8 float32 SIMD lanes (AVX2)
-x 2 vector operations per cycle per core, with the clock read from lscpu (3.2 GHz, the boost clock of this
-machine's EPYC, when lscpu does not report one). One l-inf element costs three vector operations (subtract,
-absolute value, max) and an lp element more; Zen 3 can issue up to four vector operations a cycle, two of them
-multiplies, so l-inf's ceiling lies between 1/3 and 2/3 of this peak. "values only" is the forward without the
+torch's forward+backward is cdist followed by autograd's backward with a random output gradient. Each row's name
+also gives our throughput in elements per second (B * m * n / time; one element = one |x_j - w_j| term) and its
+fraction of the arithmetic peak of the threads it runs on. Peak assumption: threads (--threads, one per core) x GHz
+x 8 float32 SIMD lanes (AVX2) x 2 vector operations per cycle, with the clock read from lscpu (3.2 GHz, the boost
+clock of this machine's EPYC, when lscpu does not report one). One l-inf element costs three vector operations
+(subtract, absolute value, max) and an lp element more; Zen 3 can issue up to four vector operations a cycle, two of
+them multiplies, so l-inf's ceiling lies between 1/3 and 2/3 of this peak. "values only" is the forward without the
 argmax, which `functional.linf_dist` runs when no gradient is needed.
 The reference builds [B, m, n] arrays (2 GB each at this shape), so it runs on the first B_REFERENCE rows of x
 and its time is scaled by B / B_REFERENCE (it is linear in B).
 """
 
-import os
 import re
 import subprocess
 
+import numba
 import numpy as np
 
 from benchmarks.timing import best_times, row
@@ -31,7 +31,8 @@ LANES, OPS_PER_CYCLE, DEFAULT_GHZ = 8, 2, 3.2
 
 
 def peak_ops_per_second() -> float:
-    """cores x GHz x SIMD lanes x vector operations per cycle (see the module docstring)."""
+    """threads x GHz x SIMD lanes x vector operations per cycle (see the module docstring): the peak of the threads
+    the kernels run on (`--threads`), not of every core of the machine."""
     ghz = DEFAULT_GHZ
     try:
         found = re.search(r"CPU max MHz:\s*([\d.]+)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout)
@@ -39,7 +40,7 @@ def peak_ops_per_second() -> float:
             ghz = float(found.group(1)) / 1000
     except OSError:
         pass
-    return (os.cpu_count() or 1) * ghz * 1e9 * LANES * OPS_PER_CYCLE
+    return numba.get_num_threads() * ghz * 1e9 * LANES * OPS_PER_CYCLE
 
 
 def _in_sequence(*fns):
