@@ -47,6 +47,26 @@ def test_linf_to_l1_norm_is_the_max_over_the_cube_vertices(seed, rows, cols):
     assert linf_to_l1_norm(w) <= np.abs(w).sum() * (1 + 1e-12)
 
 
+def test_the_bound_is_attained_by_a_net_that_is_linear_with_equal_row_sums():
+    # Non-negative weights on the 3x3 kernels' centre taps only, one value per layer, BatchNorm a positive scaling,
+    # non-negative inputs: every ReLU passes everything, every layer maps the all-ones image to a constant one, and
+    # f(x + t) - f(x) = t times the product of the layers' row sums, which is what each factor is. A factor in
+    # the wrong place, or a norm too large or too small, moves the bound off the measured ratio.
+    model = nn.WideResNet((2, 1), (1, 2), in_channels=1, base_channels=3, num_classes=4, rng=0).to(np.float64).eval()
+    rng = np.random.default_rng(0)
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d):
+            layer.weight.data[:] = 0
+            layer.weight.data[:, :, layer.weight.shape[2] // 2, layer.weight.shape[3] // 2] = rng.uniform(0.2, 1)
+        elif isinstance(layer, nn.BatchNorm2d):
+            layer.weight.data[:] = rng.uniform(0.5, 2)
+    model.fc.weight.data[:] = rng.uniform(0, 1, model.fc.weight.shape)
+    x = rng.uniform(0, 1, (3, 1, 8, 8))
+    with use_backend("numpy"):
+        bound = residual_lipschitz_bound(model, (1, 8, 8))
+        assert local_lipschitz(model, x, x + 0.1) == pytest.approx(bound, rel=1e-9)
+
+
 def test_bound_factors_follow_the_blocks():
     model = nn.WideResNet((2, 1, 1), (1, 1, 1), in_channels=1, base_channels=4, rng=0)
     factors = lipschitz_bound_factors(model, (1, 8, 8))
