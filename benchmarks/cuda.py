@@ -17,6 +17,7 @@ import platform
 import re
 from pathlib import Path
 
+import numba
 import numpy as np
 
 import scratchnet as sn
@@ -236,8 +237,6 @@ def run(repeat: int, torch=None) -> list[dict]:
         print(f"cuda benchmark skipped: {missing}. It needs an NVIDIA GPU with numba-cuda.", flush=True)
         return []
     torch = _torch_gpu(torch)
-    import numba
-
     model = platform.processor() or "an unnamed CPU"
     if Path("/proc/cpuinfo").exists():
         names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
