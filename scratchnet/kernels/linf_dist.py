@@ -13,8 +13,8 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
   reduced as int32 (float32) or int64 (float64) bits, and y is those bits read back as floats.
 - The argmax is found without a second pass over n: the loop runs chunk by chunk, remembers which chunk first
   reached the running max, and afterwards rescans only that chunk for the first coordinate holding the max.
-  That costs about half the speed, so where no gradient is needed (certification, evaluation, lp's scale)
-  `linf_dist_values` runs the plain loop over all of n instead.
+  That takes about 1.7x the time of the plain loop, so where no gradient is needed (certification, evaluation,
+  lp's scale) `linf_dist_values` runs the plain loop over all of n instead.
 - The sign of x - w at the argmax is not stored: the backward's gx pass reads it back from x and w (two loads an
   output) and keeps gy times it for the gw pass. The backward is sparse: one scatter per output, parallel over
   rows of x for gx and over blocks of rows of w for gw, so no two threads ever write the same row and there is no
@@ -107,6 +107,28 @@ def _first_at(x_row, w_row, target, n):
     return first
 
 
+@njit(cache=True, inline="always")
+def _block_argchunk(x0, x1, w0, w1, w2, w3, n, chunk, best, start):
+    """The 2 x 4 block's maxima over n as integer bits into `best`, and into `start` for each the first chunk of
+    `chunk` coordinates that reaches it (strict >, so a tie keeps the earlier chunk). The running maxima are
+    sixteen scalars, which stay in registers: kept in the arrays, they took 1.2x as long overall."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = _bits(x0.dtype.type(0)) - 1
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0
+    for lo in range(0, n, chunk):
+        hi = min(lo + chunk, n)
+        c = _block_max(x0[lo:hi], x1[lo:hi], w0[lo:hi], w1[lo:hi], w2[lo:hi], w3[lo:hi], hi - lo)
+        m0, s0 = (c[0], lo) if c[0] > m0 else (m0, s0)
+        m1, s1 = (c[1], lo) if c[1] > m1 else (m1, s1)
+        m2, s2 = (c[2], lo) if c[2] > m2 else (m2, s2)
+        m3, s3 = (c[3], lo) if c[3] > m3 else (m3, s3)
+        m4, s4 = (c[4], lo) if c[4] > m4 else (m4, s4)
+        m5, s5 = (c[5], lo) if c[5] > m5 else (m5, s5)
+        m6, s6 = (c[6], lo) if c[6] > m6 else (m6, s6)
+        m7, s7 = (c[7], lo) if c[7] > m7 else (m7, s7)
+    best[0], best[1], best[2], best[3], best[4], best[5], best[6], best[7] = m0, m1, m2, m3, m4, m5, m6, m7
+    start[0], start[1], start[2], start[3], start[4], start[5], start[6], start[7] = s0, s1, s2, s3, s4, s5, s6, s7
+
+
 @njit(parallel=True, cache=True)
 def _linf_forward(x, w, chunk, tile, y_bits, index):
     batch, n = x.shape
@@ -119,14 +141,8 @@ def _linf_forward(x, w, chunk, tile, y_bits, index):
             start = np.empty(RB * RJ, np.int64)
             for i0 in range(t0, min(t0 + tile, m), RJ):
                 cols = (i0, min(i0 + 1, m - 1), min(i0 + 2, m - 1), min(i0 + 3, m - 1))
-                best[:] = -1
-                for lo in range(0, n, chunk):
-                    hi = min(lo + chunk, n)
-                    block = _block_max(x[rows[0], lo:hi], x[rows[1], lo:hi], w[cols[0], lo:hi], w[cols[1], lo:hi],
-                                       w[cols[2], lo:hi], w[cols[3], lo:hi], hi - lo)
-                    for r in range(RB * RJ):
-                        if block[r] > best[r]:  # strict: the first chunk that reaches the max keeps it
-                            best[r], start[r] = block[r], lo
+                _block_argchunk(x[rows[0]], x[rows[1]], w[cols[0]], w[cols[1]], w[cols[2]], w[cols[3]], n, chunk,
+                                best, start)
                 for r in range(RB * RJ):
                     b, i, lo = rows[r // RJ], cols[r % RJ], start[r]
                     hi = min(lo + chunk, n)
@@ -150,7 +166,7 @@ def _tile_rows(w):
 
 @njit(parallel=True, cache=True)
 def _linf_values(x, w, tile, y_bits):
-    """The forward's loop without the argmax: one reduction over all of n per block, about 2x faster."""
+    """The forward's loop without the argmax: one reduction over all of n per block, about 1.7x faster."""
     batch, n = x.shape
     m = w.shape[0]
     for t0 in range(0, m, tile):
