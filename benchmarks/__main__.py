@@ -2,7 +2,9 @@
 
 Runs the registered benchmarks (benchmarks/__init__.py) in one process and prints, for each row, the fastest
 call of ours, of the NumPy reference and of torch (when installed), with the ratios other / ours: above 1 means
-ours is faster. `--json FILE` also writes the rows, so that runs can be compared.
+ours is faster, and whether our results agree with torch's (the GPU rows: with the CPU kernels') on the same
+inputs: "equal", "close" (to float32 rounding), "MISMATCH", or "-" where not compared. Any MISMATCH makes the exit
+status 1. `--json FILE` also writes the rows, so that runs can be compared.
 
 Thread pools: every library gets the same thread count, set before any of them loads. The reference's
 matmul runs on OpenBLAS, the kernels on Numba's OpenMP layer, torch on its own OpenMP; each spin-waits after a
@@ -51,11 +53,21 @@ def format_table(rows: list[dict]) -> str:
         return f"{value * 1e3:.2f}" if key.endswith("_s") else f"{value:.2f}x"
 
     width = max(len(r["name"]) for r in rows)
-    lines = [f"{'benchmark':{width}s}" + "".join(f"{title:>14s}" for _, title in COLUMNS) + "  shape"]
+    lines = [f"{'benchmark':{width}s}" + "".join(f"{title:>14s}" for _, title in COLUMNS) + f"{'results':>10s}  shape"]
     for r in rows:
         lines.append(f"{r['name']:{width}s}" + "".join(f"{cell(key, r[key]):>14s}" for key, _ in COLUMNS)
-                     + f"  {r['shape']}")
+                     + f"{results(r) or '-':>10s}  {r['shape']}")
     return "\n".join(lines)
+
+
+def results(r: dict) -> str | None:
+    """How a row's results compare: with torch's, or for a GPU row with the CPU kernels'; None if not compared."""
+    return r.get("torch_results") or r.get("gpu_vs_cpu")
+
+
+def mismatched(rows: list[dict]) -> list[str]:
+    """The names of the rows whose results disagree with the implementation they are timed against."""
+    return [r["name"] for r in rows if (results(r) or "").startswith("MISMATCH")]
 
 
 def write_json(rows: list[dict], path: Path) -> None:
@@ -104,6 +116,10 @@ def main(argv: list[str]) -> int:
     if args.json is not None:
         write_json(rows, args.json)
         print(f"wrote {len(rows)} rows to {args.json}")
+    wrong = mismatched(rows)
+    if wrong:
+        print(f"MISMATCH: these rows' results disagree with the implementation they are timed against: {wrong}")
+        return 1
     return 0
 
 

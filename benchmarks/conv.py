@@ -2,12 +2,13 @@
 
 The first shape is the issue's (N=128, 32 -> 64 channels, 3x3, 28x28, padding 1, float32), timed pass by pass
 and as forward + backward; the others are the WideResNet's other layer kinds and the MNIST input layer. torch's
-backward passes are `aten.convolution_backward`, which autograd calls, restricted to one gradient each.
+backward passes are `aten.convolution_backward`, which autograd calls, restricted to one gradient each. Before
+timing, each row's results are checked against torch's (`torch_results`: "close" or "MISMATCH").
 """
 
 import numpy as np
 
-from benchmarks.timing import best_times, row
+from benchmarks.timing import agreement, best_times, in_sequence, row
 from scratchnet.kernels import conv, reference
 
 DESCRIPTION = "conv2d forward, input gradient, weight gradient, and all three together"
@@ -31,20 +32,25 @@ def _passes(kernels, x, w, gy, stride, padding):
 
 
 def _torch_passes(torch, x, w, gy, stride, padding):
+    """torch's passes, each returning its result (forward+backward: the three), for the agreement check."""
     xt, wt, gyt = (torch.from_numpy(a) for a in (x, w, gy))
     xg, wg = xt.clone().requires_grad_(), wt.clone().requires_grad_()
     backward = torch.ops.aten.convolution_backward
 
     def forward():
         with torch.no_grad():
-            torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding)
+            return torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding)
 
     def gradient(mask):
-        return lambda: backward(gyt, xt, wt, None, [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], 1, mask)
+        which = mask.index(True)
+        return lambda: backward(gyt, xt, wt, None, [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], 1,
+                                mask)[which]
 
     def forward_backward():
         xg.grad = wg.grad = None
-        torch.nn.functional.conv2d(xg, wg, stride=stride, padding=padding).backward(gyt)
+        y = torch.nn.functional.conv2d(xg, wg, stride=stride, padding=padding)
+        y.backward(gyt)
+        return y, xg.grad, wg.grad
 
     return {
         "forward": forward,
@@ -54,12 +60,11 @@ def _torch_passes(torch, x, w, gy, stride, padding):
     }
 
 
-def _in_sequence(*fns):
-    def run():
-        for fn in fns:
-            fn()
-
-    return run
+def _torch_results(ours, theirs, name):
+    """Our results against torch's for one row; the forward+backward row compares all three passes."""
+    passes = list(ours) if name == "forward+backward" else [name]
+    theirs_results = theirs[name]() if name == "forward+backward" else [theirs[name]()]
+    return agreement(zip([ours[p]() for p in passes], theirs_results, strict=True), exact=False)
 
 
 def run(repeat: int, torch=None) -> list[dict]:
@@ -73,9 +78,11 @@ def run(repeat: int, torch=None) -> list[dict]:
         shape = f"x[{n},{c},{side},{side}] w[{f},{c},{k},{k}] stride {stride} padding {padding} float32"
         ours, ref = _passes(conv, x, w, gy, stride, padding), _passes(reference, x, w, gy, stride, padding)
         theirs = _torch_passes(torch, x, w, gy, stride, padding) if torch is not None else {}
-        ours["forward+backward"] = _in_sequence(*ours.values())
-        ref["forward+backward"] = _in_sequence(*ref.values())
-        for name in ours if i == 0 else ["forward", "forward+backward"]:
+        names = list(ours) + ["forward+backward"] if i == 0 else ["forward", "forward+backward"]
+        results = {name: _torch_results(ours, theirs, name) for name in names if name in theirs}
+        ours["forward+backward"] = in_sequence(*ours.values())
+        ref["forward+backward"] = in_sequence(*ref.values())
+        for name in names:
             times = best_times({"ours": ours[name], "reference": ref[name], "torch": theirs.get(name)}, repeat)
-            rows.append(row(f"conv2d {label} {name}", shape, times))
+            rows.append(row(f"conv2d {label} {name}", shape, times) | {"torch_results": results.get(name)})
     return rows

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 import scratchnet as sn
-from benchmarks.timing import best_times, row
+from benchmarks.timing import agreement, best_times, in_sequence, row
 from scratchnet import linf_dist_training as T
 from scratchnet.kernels import conv, linf_dist
 
@@ -56,14 +56,6 @@ def _synchronized(fn):
     return run
 
 
-def _in_sequence(*fns):
-    def run():
-        for fn in fns:
-            fn()
-
-    return run
-
-
 def _torch_gpu(torch):
     """torch when it can use a CUDA GPU, else None; its conv and matmul in full float32, as ours (cuDNN's default
     TF32 rounds the inputs to 10-bit mantissas on the tensor cores: faster, but another computation)."""
@@ -86,19 +78,6 @@ def _torch_timed(torch, fn):
         print(f"torch variant dropped: {str(error).splitlines()[0]}", flush=True)
         return None
     return run
-
-
-def _agreement(pairs, exact: bool) -> str:
-    """Whether the GPU's results equal the CPU kernel's ("equal", bit for bit; "close", to float32 rounding of
-    sums in another order) or not: checked on the benchmark's own shapes before timing, since the tests run the GPU
-    kernels on tiny shapes only, and a fast wrong kernel must not pass for a speed-up."""
-    for got, want in pairs:
-        got = got.copy_to_host() if hasattr(got, "copy_to_host") else np.asarray(got)
-        same = np.array_equal(got, want) if exact else np.allclose(got, want, rtol=1e-4,
-                                                                    atol=1e-4 * float(np.abs(want).max()))
-        if got.shape != want.shape or not same:
-            return "MISMATCH with the CPU kernel"
-    return "equal" if exact else "close"
 
 
 def _conv_rows(repeat, torch):
@@ -135,11 +114,11 @@ def _conv_rows(repeat, torch):
                   "backward-weight": gradient([False, True, False])}
     rows = []
     for name in ours:
-        agreement = _agreement([(ours[name](), cpu[name]())], exact=False)
+        agrees = agreement([(ours[name](), cpu[name]())], exact=False)
         times = best_times({"ours": _synchronized(ours[name]), "reference": cpu[name],
                             "torch": _torch_timed(torch, theirs[name]) if name in theirs else None}, repeat)
         rows.append(row(f"gpu conv2d {name}", f"x[{n},{c},{side},{side}] w[{f},{c},{k},{k}] float32", times)
-                    | {"gpu_vs_cpu": agreement})
+                    | {"gpu_vs_cpu": agrees})
     return rows
 
 
@@ -154,17 +133,17 @@ def _linf_rows(repeat, torch):
     xd, wd, gyd = cuda.to_device(x), cuda.to_device(w), cuda.to_device(gy)
     y_d, index_d = gpu_linf.linf_dist_forward(xd, wd)
     y, index = linf_dist.linf_dist_forward(x, w)
-    forward_agrees = _agreement([(y_d, y), (index_d, index)], exact=True)
-    backward_agrees = _agreement(zip(gpu_linf.linf_dist_backward(gyd, xd, wd, index_d),
-                                     linf_dist.linf_dist_backward(gy, x, w, index), strict=True), exact=False)
-    agreement = {"forward": forward_agrees,
-                 "forward+backward": forward_agrees if forward_agrees != "equal" else backward_agrees}
+    forward_agrees = agreement([(y_d, y), (index_d, index)], exact=True)
+    backward_agrees = agreement(zip(gpu_linf.linf_dist_backward(gyd, xd, wd, index_d),
+                                    linf_dist.linf_dist_backward(gy, x, w, index), strict=True), exact=False)
+    agrees = {"forward": forward_agrees,
+              "forward+backward": forward_agrees if forward_agrees != "equal" else backward_agrees}
     ours = {"forward": lambda: gpu_linf.linf_dist_forward(xd, wd),
-            "forward+backward": _in_sequence(lambda: gpu_linf.linf_dist_forward(xd, wd),
-                                             lambda: gpu_linf.linf_dist_backward(gyd, xd, wd, index_d))}
+            "forward+backward": in_sequence(lambda: gpu_linf.linf_dist_forward(xd, wd),
+                                            lambda: gpu_linf.linf_dist_backward(gyd, xd, wd, index_d))}
     cpu = {"forward": lambda: linf_dist.linf_dist_forward(x, w),
-           "forward+backward": _in_sequence(lambda: linf_dist.linf_dist_forward(x, w),
-                                            lambda: linf_dist.linf_dist_backward(gy, x, w, index))}
+           "forward+backward": in_sequence(lambda: linf_dist.linf_dist_forward(x, w),
+                                           lambda: linf_dist.linf_dist_backward(gy, x, w, index))}
     theirs = {}
     if torch is not None:
         xt, wt, gyt = (torch.from_numpy(a).cuda() for a in (x, w, gy))
@@ -181,7 +160,7 @@ def _linf_rows(repeat, torch):
                             "torch": _torch_timed(torch, theirs[name]) if name in theirs else None}, repeat)
         rate = B * M * N / times["ours"]
         rows.append(row(f"gpu linf {name} ({rate / 1e9:.0f} G elem/s)", f"x[{B},{N}] w[{M},{N}] float32", times)
-                    | {"gpu_vs_cpu": agreement[name]})
+                    | {"gpu_vs_cpu": agrees[name]})
     return rows
 
 

@@ -1,7 +1,8 @@
 """l-inf-dist and lp-dist layers (Zhang et al. 2021, ICML, Sections 3-4): the Numba kernels against the NumPy
 reference and torch.cdist, with x [512, 1024] and w [1024, 1024] in float32 (the issue's shape).
 
-torch's forward+backward is cdist followed by autograd's backward with a random output gradient. Each row's name
+torch's forward+backward is cdist followed by autograd's backward with a random output gradient; before timing,
+each row's results are checked against torch's (`torch_results`: "equal", "close" or "MISMATCH"). Each row's name
 also gives our throughput in elements per second (B * m * n / time; one element = one |x_j - w_j| term) and its
 fraction of the arithmetic peak of the threads it runs on. Peak assumption: threads (--threads, one per core) x GHz
 x 8 float32 SIMD lanes (AVX2) x 2 vector operations per cycle, with the clock read from lscpu (3.2 GHz, the boost
@@ -19,7 +20,7 @@ import subprocess
 import numba
 import numpy as np
 
-from benchmarks.timing import best_times, row
+from benchmarks.timing import agreement, best_times, in_sequence, row
 from scratchnet.kernels import linf_dist, reference
 
 DESCRIPTION = "l-inf-dist forward, forward+backward, and lp-dist (p = 8) forward+backward"
@@ -43,31 +44,40 @@ def peak_ops_per_second() -> float:
     return numba.get_num_threads() * ghz * 1e9 * LANES * OPS_PER_CYCLE
 
 
-def _in_sequence(*fns):
-    def run():
-        for fn in fns:
-            fn()
-
-    return run
-
-
 def _torch_variants(torch, x, w, gy):
     xt, wt, gyt = (torch.from_numpy(a) for a in (x, w, gy))
     xg, wg = xt.clone().requires_grad_(), wt.clone().requires_grad_()
 
     def forward():
         with torch.no_grad():
-            torch.cdist(xt, wt, p=float("inf"))
+            return torch.cdist(xt, wt, p=float("inf"))
 
     def forward_backward(p):
         def run():
             xg.grad = wg.grad = None
-            torch.cdist(xg, wg, p=p).backward(gyt)
+            y = torch.cdist(xg, wg, p=p)
+            y.backward(gyt)
+            return y, xg.grad, wg.grad
 
         return run
 
     return {"forward": forward, "forward, values only": forward, "forward+backward": forward_backward(float("inf")),
             "lp forward+backward": forward_backward(P)}
+
+
+def _torch_results(x, w, gy, theirs):
+    """Our results against torch's, row by row: the l-inf values bit for bit (a max of exact differences), the
+    gradients and lp to rounding. torch's l-inf gradient goes to every maximal coordinate, ours to the first: the
+    same here, where continuous random data has no ties."""
+    y, index = linf_dist.linf_dist_forward(x, w)
+    y_p = linf_dist.lp_dist_forward(x, w, P)
+    linf, lp = theirs["forward+backward"](), theirs["lp forward+backward"]()
+    return {"forward": agreement([(y, linf[0])], exact=True),
+            "forward, values only": agreement([(linf_dist.linf_dist_values(x, w), linf[0])], exact=True),
+            "forward+backward": agreement(zip(linf_dist.linf_dist_backward(gy, x, w, index), linf[1:], strict=True),
+                                          exact=False),
+            "lp forward+backward": agreement(zip((y_p, *linf_dist.lp_dist_backward(gy, x, w, y_p, P)), lp,
+                                                 strict=True), exact=False)}
 
 
 def _variants(kernels, x, w, gy):
@@ -76,9 +86,9 @@ def _variants(kernels, x, w, gy):
     return {
         "forward": lambda: kernels.linf_dist_forward(x, w),
         "forward, values only": lambda: kernels.linf_dist_values(x, w),
-        "forward+backward": _in_sequence(lambda: kernels.linf_dist_forward(x, w),
+        "forward+backward": in_sequence(lambda: kernels.linf_dist_forward(x, w),
                                          lambda: kernels.linf_dist_backward(gy, x, w, index)),
-        "lp forward+backward": _in_sequence(lambda: kernels.lp_dist_forward(x, w, P),
+        "lp forward+backward": in_sequence(lambda: kernels.lp_dist_forward(x, w, P),
                                             lambda: kernels.lp_dist_backward(gy, x, w, y_p, P)),
     }
 
@@ -90,6 +100,7 @@ def run(repeat: int, torch=None) -> list[dict]:
     ours = _variants(linf_dist, x, w, gy)
     ref = _variants(reference, x[:B_REFERENCE], w, gy[:B_REFERENCE])
     theirs = _torch_variants(torch, x, w, gy) if torch is not None else {}
+    results = _torch_results(x, w, gy, theirs) if theirs else {}
     peak, elements = peak_ops_per_second(), B * M * N
     rows = []
     for name in ours:
@@ -98,5 +109,6 @@ def run(repeat: int, torch=None) -> list[dict]:
         rate = elements / times["ours"]
         label = name if name.startswith("lp") else f"linf {name}"
         rows.append(row(f"{label} ({rate / 1e9:.1f} G elem/s, {rate / peak:.1%} of peak)",
-                        f"x[{B},{N}] w[{M},{N}] float32" + (f" p={P:g}" if name.startswith("lp") else ""), times))
+                        f"x[{B},{N}] w[{M},{N}] float32" + (f" p={P:g}" if name.startswith("lp") else ""), times)
+                    | {"torch_results": results.get(name)})
     return rows

@@ -1,9 +1,10 @@
 """Max-pooling and average-pooling, 2x2 windows with stride 2 (the CNNs' downsampling): the Numba kernels
-against the NumPy reference and torch, forward alone and forward + backward."""
+against the NumPy reference and torch, forward alone and forward + backward. Each variant returns its result (the
+pooled values, or the input gradient), and before timing ours are checked against torch's (`torch_results`)."""
 
 import numpy as np
 
-from benchmarks.timing import best_times, row
+from benchmarks.timing import agreement, best_times, row
 from scratchnet.kernels import pool, reference
 
 DESCRIPTION = "max_pool2d and avg_pool2d 2x2, forward and forward + backward"
@@ -13,18 +14,18 @@ N, C, SIDE, KERNEL = 128, 64, 28, 2
 
 def _ours(kernels, x, gy):
     def max_forward():
-        return kernels.max_pool2d_forward(x, KERNEL, KERNEL, 0)
+        return kernels.max_pool2d_forward(x, KERNEL, KERNEL, 0)[0]
 
     def max_both():
-        _, argmax = max_forward()
-        kernels.max_pool2d_backward(gy, argmax, x.shape)
+        _, argmax = kernels.max_pool2d_forward(x, KERNEL, KERNEL, 0)
+        return kernels.max_pool2d_backward(gy, argmax, x.shape)
 
     def avg_forward():
         return kernels.avg_pool2d_forward(x, KERNEL, KERNEL, 0)
 
     def avg_both():
         avg_forward()
-        kernels.avg_pool2d_backward(gy, x.shape, KERNEL, KERNEL, 0)
+        return kernels.avg_pool2d_backward(gy, x.shape, KERNEL, KERNEL, 0)
 
     return {"max_pool2d forward": max_forward, "max_pool2d forward+backward": max_both,
             "avg_pool2d forward": avg_forward, "avg_pool2d forward+backward": avg_both}
@@ -38,7 +39,7 @@ def _torch(torch, x, gy):
     def forward(op):
         def run():
             with torch.no_grad():
-                op(xt, KERNEL)
+                return op(xt, KERNEL)
 
         return run
 
@@ -46,6 +47,7 @@ def _torch(torch, x, gy):
         def run():
             xg.grad = None
             op(xg, KERNEL).backward(gyt)
+            return xg.grad
 
         return run
 
@@ -62,6 +64,8 @@ def run(repeat: int, torch=None) -> list[dict]:
     shape = f"x[{N},{C},{SIDE},{SIDE}] kernel {KERNEL} stride {KERNEL} float32"
     ours, ref = _ours(pool, x, gy), _ours(reference, x, gy)
     theirs = _torch(torch, x, gy) if torch is not None else {}
+    # max pooling picks and routes values exactly; the average's sum may round differently
+    results = {name: agreement([(ours[name](), theirs[name]())], exact=name.startswith("max")) for name in theirs}
     return [row(name, shape, best_times({"ours": ours[name], "reference": ref[name], "torch": theirs.get(name)},
-                                        repeat))
+                                        repeat)) | {"torch_results": results.get(name)}
             for name in ours]

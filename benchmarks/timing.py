@@ -1,7 +1,11 @@
 """Timing shared by the benchmark modules: the variants of a job (ours, the reference, torch) run in rotating
-order in one process, and a row reports the fastest call of each and the ratios between them."""
+order in one process, and a row reports the fastest call of each and the ratios between them. Before timing, a
+job checks that our results agree with the other implementation's on the benchmark's own shapes (the tests run
+the kernels on small shapes only), so that a fast wrong kernel cannot pass for a speed-up."""
 
 import time
+
+import numpy as np
 
 
 def best_times(variants: dict, repeat: int) -> dict:
@@ -36,3 +40,36 @@ def row(name: str, shape: str, times: dict) -> dict:
         "ratio_vs_torch": None if torch is None else torch / ours,
         "ratio_vs_reference": None if reference is None else reference / ours,
     }
+
+
+def in_sequence(*fns):
+    """One callable that calls `fns` in order (a forward pass, then its backward)."""
+
+    def run():
+        for fn in fns:
+            fn()
+
+    return run
+
+
+def _on_host(a) -> np.ndarray:
+    """A NumPy array, a numba.cuda device array or a torch tensor as a NumPy array."""
+    if hasattr(a, "copy_to_host"):
+        return a.copy_to_host()
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def agreement(pairs, exact: bool) -> str:
+    """"equal" if every (ours, theirs) pair is equal bit for bit (exact), "close" if within the float32 rounding
+    of sums taken in another order (1e-4 relative, and 1e-4 of the largest magnitude absolute), else "MISMATCH"."""
+    for ours, theirs in pairs:
+        ours, theirs = _on_host(ours), _on_host(theirs)
+        if ours.shape != theirs.shape:
+            return "MISMATCH"
+        scale = float(np.abs(theirs).max()) if theirs.size else 0.0
+        same = np.array_equal(ours, theirs) if exact else np.allclose(ours, theirs, rtol=1e-4, atol=1e-4 * scale)
+        if not same:
+            return "MISMATCH"
+    return "equal" if exact else "close"
