@@ -41,7 +41,10 @@ def test_the_agreement_check_flags_a_wrong_result():
 
 TINY_CPU = {"benchmarks.conv": dict(SHAPES=[("3x3", 2, 3, 5, 6, 3, 1, 1), ("3x3 stride 2", 2, 3, 4, 7, 3, 2, 1)]),
             "benchmarks.linf_dist": dict(B=4, N=9, M=6, B_REFERENCE=2),
-            "benchmarks.pool": dict(N=2, C=3, SIDE=6)}
+            "benchmarks.pool": dict(N=2, C=3, SIDE=6),
+            "benchmarks.attack": dict(IMAGES=4, STEPS=2),
+            "benchmarks.training": dict(IMAGES=8, BATCH=4),
+            "benchmarks.norms": dict(SHAPES=[("3x3", 6, 5, 3, 8, 1, 1), ("3x3 stride 2", 6, 5, 3, 8, 2, 1)])}
 
 
 @pytest.mark.parametrize("name", list(TINY_CPU))
