@@ -3,7 +3,9 @@ the cuda backend's selection and its error where it cannot run.
 
 CI runs the kernels in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set by .ci/run): every GPU thread becomes
 a Python thread, so the shapes are tiny and the examples few; the simulator's small tiles (kernels/cuda/launch.py)
-make even these shapes cross tile edges. On a machine with a GPU the same tests run on it. Results that the GPU
+make even these shapes cross tile edges. The discrete choices that select another compiled kernel or another code
+path (dtype, stride) are pytest parameters rather than drawn, so that each runs in every CI run however few the
+examples. On a machine with a GPU the same tests run on it. Results that the GPU
 sums in another order than the CPU are compared to a tolerance; everything else must be equal bit for bit.
 """
 
@@ -28,6 +30,9 @@ LP_CLOSE = {np.float32: {"rtol": 2e-4, "atol": 1e-5}, np.float64: {"rtol": 1e-10
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # the simulator runs each GPU thread as a Python thread: few examples there, more on a real GPU
 FEW = settings(deadline=None, max_examples=6 if SIMULATED else 40)
+# for tests parametrized over those choices: fewer examples per case
+PER_CASE = settings(deadline=None, max_examples=3 if SIMULATED else 20)
+DTYPES = [np.float32, np.float64]
 # the side of the tiled kernels' square blocks (kernels/cuda/launch.py): the drawn sizes reach past one tile, so
 # that a second tile, a shorter last tile and a second block run on the simulator's small tiles and on a GPU's
 TILE = 4 if SIMULATED else 16
@@ -51,10 +56,9 @@ def assert_same(got, want):
 
 
 @st.composite
-def images(draw, max_size=5):
+def images(draw, dtype, stride, max_size=5):
     """(x [N, C, H, W], kernel, stride, padding, rng) with the kernel fitting the padded image."""
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    kernel, stride, padding = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+    kernel, padding = draw(st.integers(1, 3)), draw(st.integers(0, 1))
     low = max(1, kernel - 2 * padding)
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(low, max_size)),
              draw(st.integers(low, max_size)))
@@ -65,9 +69,12 @@ def images(draw, max_size=5):
 
 
 @needs_cuda
-@FEW
-@given(problem=images(), filters=st.integers(1, TILE + 1))
-def test_conv2d_passes_match_the_cpu(problem, filters):
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride", [1, 2])
+@PER_CASE
+@given(data=st.data(), filters=st.integers(1, TILE + 1))
+def test_conv2d_passes_match_the_cpu(dtype, stride, data, filters):
+    problem = data.draw(images(dtype, stride))
     x, k, s, p, rng = problem
     w = rng.standard_normal((filters, x.shape[1], k, k)).astype(x.dtype)
     cuda_conv = gpu("conv")
@@ -81,9 +88,12 @@ def test_conv2d_passes_match_the_cpu(problem, filters):
 
 
 @needs_cuda
-@settings(deadline=None, max_examples=8)
-@given(problem=images())
-def test_pooling_and_relu_match_the_cpu(problem):
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride", [1, 2])
+@settings(deadline=None, max_examples=4)
+@given(data=st.data())
+def test_pooling_and_relu_match_the_cpu(dtype, stride, data):
+    problem = data.draw(images(dtype, stride))
     x, k, s, p, rng = problem
     cuda_pool, cuda_relu = gpu("pool"), gpu("activation")
     y, argmax = pool.max_pool2d_forward(x, k, s, p)
@@ -101,9 +111,8 @@ def test_pooling_and_relu_match_the_cpu(problem):
 
 
 @st.composite
-def distances(draw):
+def distances(draw, dtype):
     """(x [B, n], w [m, n], gy [B, m]): small integers (many ties for the argmax) or continuous values."""
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
     batch, m, n = draw(st.integers(1, TILE + 1)), draw(st.integers(1, TILE + 2)), draw(st.integers(1, 2 * TILE + 1))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if draw(st.booleans()):
@@ -114,10 +123,11 @@ def distances(draw):
 
 
 @needs_cuda
-@FEW
-@given(problem=distances(), p=st.sampled_from([1.0, 2.0, 2.5, 8.0]))
-def test_linf_and_lp_dist_match_the_cpu(problem, p):
-    x, w, gy = problem
+@pytest.mark.parametrize("dtype", DTYPES)
+@PER_CASE
+@given(data=st.data(), p=st.sampled_from([1.0, 2.0, 2.5, 8.0]))
+def test_linf_and_lp_dist_match_the_cpu(dtype, data, p):
+    x, w, gy = data.draw(distances(dtype))
     kernels = gpu("linf_dist")
     y, index = linf_dist.linf_dist_forward(x, w)
     got_y, got_index = kernels.linf_dist_forward(x, w)
@@ -158,10 +168,10 @@ def test_interval_bounds_keep_a_nan_as_the_cpu_does(dtype):
 
 
 @needs_cuda
-@FEW
-@given(dtype=st.sampled_from([np.float32, np.float64]), shape=st.sampled_from([(1, 1), (2, 5), (3, 2, 7), (2, 40)]),
-       seed=st.integers(0, 2**32 - 1))
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nans", [False, True])
+@PER_CASE
+@given(shape=st.sampled_from([(1, 1), (2, 5), (3, 2, 7), (2, 40)]), seed=st.integers(0, 2**32 - 1))
 def test_attack_steps_and_projections_match_the_cpu(dtype, shape, seed, nans):
     rng = np.random.default_rng(seed)
     x = rng.random(shape).astype(dtype)
@@ -186,9 +196,9 @@ def test_attack_kernels_take_an_empty_batch():
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
 @FEW
-@given(dtype=st.sampled_from([np.float32, np.float64]),
-       shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
        stride=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
 def test_exact_conv_norm_sums_match_the_cpu(dtype, shape, stride, seed):
     w = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
