@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import scratchnet as sn
 from scratchnet.backend import cuda_problem, use_backend
-from scratchnet.kernels import activation, attack, conv, linf_dist, norms, pool
+from scratchnet.kernels import activation, attack, conv, linf_dist, norms, pool, reference
 
 needs_cuda = pytest.mark.skipif(cuda_problem() is not None, reason=f"CUDA kernels cannot run: {cuda_problem()}")
 # a tiny tolerance for sums the GPU adds in another order
@@ -147,6 +147,24 @@ def test_linf_and_lp_dist_match_the_cpu(dtype, data, p):
     for got, want in zip(kernels.interval_bounds(x - radius, x + radius, w),
                          linf_dist.interval_bounds(x - radius, x + radius, w), strict=True):
         assert_same(got, want)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [1.0, 2.0, 8.0])
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_lp_dist_is_finite_for_the_smallest_distances(dtype, p, scale):
+    """The distance near the smallest normal number (scale 1) or subnormal (1/4, where 1 / y overflows)."""
+    tiny = np.finfo(dtype).tiny * scale
+    x, w = np.zeros((1, 3), dtype), np.array([[tiny, 0, -tiny / 2]], dtype)
+    kernels = gpu("linf_dist")
+    y = kernels.lp_dist_forward(x, w, p)
+    np.testing.assert_allclose(y, reference.lp_dist_forward(x, w, p), **LP_CLOSE[dtype])
+    gy = np.full_like(y, 10)
+    for got, want in zip(kernels.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
+                         strict=True):
+        assert np.all(np.isfinite(got)), got
+        np.testing.assert_allclose(got, want, **LP_CLOSE[dtype])
 
 
 @needs_cuda

@@ -102,6 +102,22 @@ def test_lp_is_finite_for_huge_p_and_values(dtype, p):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [1.0, 2.0, 2.5, 8.0, 1000.0])
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_lp_gradient_is_finite_for_the_smallest_distances(dtype, p, scale):
+    """y near the smallest normal number (scale 1; gy / y overflows) or subnormal (scale 1/4; 1 / y overflows), and
+    gy = 10: the term gy sign(d) |d / y|^(p - 1) is at most 10, and d = 0 must give 0, not 0 times inf."""
+    tiny = np.finfo(dtype).tiny * scale
+    x, w = np.zeros((1, 3), dtype), np.array([[tiny, 0, -tiny / 2]], dtype)
+    y = linf_dist.lp_dist_forward(x, w, p)
+    gy = np.full_like(y, 10)
+    for got, want in zip(linf_dist.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
+                         strict=True):
+        assert np.all(np.isfinite(got)), got
+        np.testing.assert_allclose(got, want, rtol=LP_TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("p", [2.5, 8.0, 1000.0])
 def test_lp_propagates_nan_to_exactly_the_outputs_that_read_it(dtype, p):
     """The subnormal flush compares bases with a floor; a NaN base must not be flushed to 0."""

@@ -26,8 +26,9 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
   than p = 8 here, which is why the training p schedule rounds p to powers of two). Bases whose power would be
   subnormal are set to 0 first (subnormal arithmetic is slow). One row of x is reduced against four rows of w at
   a time. The backward computes each power once for both gradients, with the sign of x - w folded into it for an
-  integer exponent: parallel over blocks of four rows of w, with a private copy of gx per thread. The sums are reassociated (FASTMATH) so that they vectorize: results match
-  the reference up to rounding; NaN still propagates.
+  integer exponent: parallel over blocks of four rows of w, with a private copy of gx per thread. The sums are
+  reassociated (FASTMATH) so that they vectorize: results match the reference up to rounding; NaN still
+  propagates.
 """
 
 import functools
@@ -35,6 +36,8 @@ import functools
 import numpy as np
 from numba import get_num_threads, get_thread_id, njit, prange, types
 from numba.extending import intrinsic
+
+from scratchnet.kernels import reference
 
 # The register block: RB rows of x against RJ rows of w, eight accumulators (lesson 2 of the spec).
 RB, RJ = 2, 4
@@ -236,9 +239,10 @@ def _floor(q, dtype):
 def _power_function(k):
     """An inlined Numba function power(t, q, floor) = t^q for 0 <= t <= 1.
 
-    k is q as an integer below 2**POWER_BITS, frozen into the compiled code: the unrolled binary exponentiation
-    then folds to exactly the squarings and multiplies that k needs (3 squarings for q = 8), branch-free, and the
-    loop around it vectorizes. k = None uses libm's pow with the run-time q (about 50x slower). Bases below `floor`
+    k is an integer exponent below 2**POWER_BITS, frozen into the compiled code, which then ignores the run-time q:
+    the unrolled binary exponentiation folds to exactly the squarings and multiplies that k needs (3 squarings for
+    k = 8), branch-free, and the loop around it vectorizes. k = None uses libm's pow with the run-time q (about 50x
+    slower). Bases below `floor`
     become 0: their power would be subnormal (under 1e-38 of the largest term, which is 1, in float32; under
     1e-308 in float64), and subnormal arithmetic is slow on x86. NaN passes through (the comparison is false for
     NaN)."""
@@ -308,13 +312,24 @@ def _lp_forward_kernel(k):
     return kernel
 
 
+def _overflowing(y, gy):
+    """The outputs y > 0 whose 1 / y or gy / y overflows, which the kernels multiply by (gy = 1 for the forward):
+    y subnormal, or within a factor |gy| of the smallest normal numbers (in float32, x and w alike to about 1e-37
+    in every coordinate). The lp functions leave these rare outputs to the reference, which divides by y."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return (y > 0) & np.isfinite(gy) & ~(np.isfinite(1 / y) & np.isfinite(gy / y))
+
+
 def lp_dist_forward(x, w, p):
     """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max)."""
     x, w = _check(x, w)
     assert p >= 1, p
     y = linf_dist_values(x, w)
+    rare = np.argwhere(_overflowing(y, 1))
     dtype = x.dtype.type
     _lp_forward_kernel(_exponent(p))(x, w, dtype(p), _floor(p, dtype), y)
+    for b, i in rare:
+        y[b, i] = reference.lp_dist_forward(x[b : b + 1], w[i : i + 1], p)[0, 0]
     return y
 
 
@@ -328,18 +343,20 @@ def _coefficients(gy, y, b, i, valid):
 
 @functools.cache
 def _lp_backward_kernel(k):
-    # an integer exponent k >= 1 folds the sign into the base: c sign(d) (|d| s)^k = (d c s) (|d| s)^(k-1), one
-    # multiplication in place of the sign's four vector operations and one fewer in the power (1.25x faster at
-    # p = 8, 1.8x at p = 2). At p = 1 (k = 0) or a non-integer k, (|d| s)^(k-1) would be infinite at d = 0.
+    # An integer exponent k >= 1 folds the sign into the base: c sign(d) (|d| s)^k = (c s) d (|d| s)^(k-1), one
+    # multiplication in place of the sign's four vector operations (1.3x faster at p = 8, 1.7x at p = 2), with
+    # c s computed once per output. p = 1 (k = 0) keeps the sign: (|d| s)^-1 is infinite at d = 0; so does the
+    # pow path of a non-integer k.
     folded = k is not None and k >= 1
     power = _power_function(k - 1 if folded else k)
 
     @njit(inline="always")
     def term(d, s, c, q, floor):
-        """c sign(d) (|d| s)^q, where folded means c already holds c s. Below the floor the base is 0 in both
-        forms (q - 1 >= 1), or the term is d c s (q = 1, no power to underflow); NaN passes through."""
+        """c sign(d) (|d| s)^q, where folded means c holds c s. Folded, the compiled exponent is k - 1 while the
+        floor is still that of k: a base below it gives 0 (k >= 2) or the term c s d (k = 1: no power that could
+        be subnormal). NaN passes through."""
         if folded:
-            return d * c * power(np.abs(d) * s, q, floor)
+            return c * d * power(np.abs(d) * s, q, floor)
         return c * np.sign(d) * power(np.abs(d) * s, q, floor)
 
     @njit(inline="always")
@@ -385,10 +402,19 @@ def lp_dist_backward(gy, x, w, y, p):
     assert p >= 1, p
     gy, y = np.ascontiguousarray(gy, x.dtype), np.ascontiguousarray(y, x.dtype)
     assert gy.shape == y.shape == (x.shape[0], w.shape[0]), (gy.shape, y.shape, x.shape, w.shape)
+    overflowing = _overflowing(y, gy)
+    rare = np.argwhere(overflowing)
+    kernel_y = np.where(overflowing, x.dtype.type(0), y) if len(rare) else y  # y = 0: the kernel passes nothing
     gx_parts, gw = np.zeros((get_num_threads(), *x.shape), x.dtype), np.zeros_like(w)
     dtype = x.dtype.type
-    _lp_backward_kernel(_exponent(p - 1))(gy, x, w, y, dtype(p - 1), _floor(p - 1, dtype), gx_parts, gw)
-    return gx_parts.sum(axis=0), gw
+    _lp_backward_kernel(_exponent(p - 1))(gy, x, w, kernel_y, dtype(p - 1), _floor(p - 1, dtype), gx_parts, gw)
+    gx = gx_parts.sum(axis=0)
+    for b, i in rare:
+        pair_gx, pair_gw = reference.lp_dist_backward(gy[b : b + 1, i : i + 1], x[b : b + 1], w[i : i + 1],
+                                                      y[b : b + 1, i : i + 1], p)
+        gx[b] += pair_gx[0]
+        gw[i] += pair_gw[0]
+    return gx, gw
 
 
 # ---------------------------------------------------------------------------------------------------- bounds

@@ -93,14 +93,16 @@ def _lp_forward(dtype):
         b, i = b0 + ty, i0 + tx
         inside = b < y.shape[0] and i < y.shape[1]
         top = y[b, i] if inside else dtype(0)
-        scale = dtype(1) / top if top > 0 else dtype(0)
+        # a division, not a product with 1 / top: that overflows for a subnormal top (|d| / top <= 1 never does);
+        # top = 0 means every |d| is 0
+        divisor = top if top > 0 else dtype(1)
         total = dtype(0)
         for k0 in range(0, n, TILE):  # every thread, inside or not, loads and reaches the barriers
             _load(x_tile, x, b0 + ty, k0 + tx)
             _load(w_tile, w, i0 + ty, k0 + tx)
             cuda.syncthreads()
             for k in range(min(TILE, n - k0)):
-                total += (abs(x_tile[ty, k] - w_tile[tx, k]) * scale) ** p
+                total += (abs(x_tile[ty, k] - w_tile[tx, k]) / divisor) ** p
             cuda.syncthreads()
         if inside and top > 0:
             y[b, i] = top * total ** (dtype(1) / p)
@@ -170,7 +172,7 @@ def _lp_backward(dtype):
             b, i = (r, o) if toward_x else (o, r)
             if y[b, i] > 0:
                 d = x[b, j] - w[i, j]
-                term = _times_sign(gy[b, i], d) * (abs(d) * (dtype(1) / y[b, i])) ** q
+                term = _times_sign(gy[b, i], d) * (abs(d) / y[b, i]) ** q  # 1 / y overflows for a subnormal y
                 total = total + term if toward_x else total - term
         g[r, j] = total
 
