@@ -65,17 +65,25 @@ def _torch_variants(torch, x, w, gy):
             "lp forward+backward": forward_backward(P)}
 
 
-def _torch_results(x, w, gy, theirs):
-    """Our results against torch's, row by row: the l-inf values bit for bit (a max of exact differences), the
-    gradients and lp to rounding. torch's l-inf gradient goes to every maximal coordinate, ours to the first: the
-    same here, where continuous random data has no ties."""
+def _ties(x, w, y):
+    """Which outputs reach their maximum at more than one coordinate."""
+    return np.array([(np.abs(x[b] - w) == y[b, :, None]).sum(axis=1) > 1 for b in range(len(x))])
+
+
+def _torch_results(torch, x, w, gy):
+    """Our results against torch's, row by row: the l-inf values bit for bit (both take the max of the same rounded
+    differences), the gradients and lp to rounding. torch's l-inf gradient goes to every maximal coordinate of an
+    output, ours to the first, so outputs with a tie are left out of the gradient check (at this shape even
+    continuous float32 data has one in about every other draw)."""
     y, index = linf_dist.linf_dist_forward(x, w)
+    untied = np.where(_ties(x, w, y), np.float32(0), gy)
+    linf = _torch_variants(torch, x, w, untied)["forward+backward"]()
+    lp = _torch_variants(torch, x, w, gy)["lp forward+backward"]()
     y_p = linf_dist.lp_dist_forward(x, w, P)
-    linf, lp = theirs["forward+backward"](), theirs["lp forward+backward"]()
     return {"forward": agreement([(y, linf[0])], exact=True),
             "forward, values only": agreement([(linf_dist.linf_dist_values(x, w), linf[0])], exact=True),
-            "forward+backward": agreement(zip(linf_dist.linf_dist_backward(gy, x, w, index), linf[1:], strict=True),
-                                          exact=False),
+            "forward+backward": agreement(zip(linf_dist.linf_dist_backward(untied, x, w, index), linf[1:],
+                                              strict=True), exact=False),
             "lp forward+backward": agreement(zip((y_p, *linf_dist.lp_dist_backward(gy, x, w, y_p, P)), lp,
                                                  strict=True), exact=False)}
 
@@ -100,7 +108,7 @@ def run(repeat: int, torch=None) -> list[dict]:
     ours = _variants(linf_dist, x, w, gy)
     ref = _variants(reference, x[:B_REFERENCE], w, gy[:B_REFERENCE])
     theirs = _torch_variants(torch, x, w, gy) if torch is not None else {}
-    results = _torch_results(x, w, gy, theirs) if theirs else {}
+    results = _torch_results(torch, x, w, gy) if torch is not None else {}
     peak, elements = peak_ops_per_second(), B * M * N
     rows = []
     for name in ours:

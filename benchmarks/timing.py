@@ -56,17 +56,18 @@ def _on_host(a) -> np.ndarray:
     """A NumPy array, a numba.cuda device array or a torch tensor as a NumPy array."""
     if hasattr(a, "copy_to_host"):
         return a.copy_to_host()
-    if hasattr(a, "detach"):
+    if type(a).__module__.startswith("torch"):
         return a.detach().cpu().numpy()
     return np.asarray(a)
 
 
 def agreement(pairs, exact: bool) -> str:
-    """"equal" if every (ours, theirs) pair is equal bit for bit (exact), "close" if within the float32 rounding
-    of sums taken in another order (1e-4 relative, and 1e-4 of the largest magnitude absolute), else "MISMATCH"."""
+    """"equal" if the two arrays of every (ours, theirs) pair have one shape and dtype and are equal bit for bit
+    (exact), "close" if within the float32 rounding of sums taken in another order (1e-4 relative, and 1e-4 of the
+    largest magnitude absolute), else "MISMATCH"."""
     for ours, theirs in pairs:
         ours, theirs = _on_host(ours), _on_host(theirs)
-        if ours.shape != theirs.shape:
+        if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
             return "MISMATCH"
         scale = float(np.abs(theirs).max()) if theirs.size else 0.0
         same = np.array_equal(ours, theirs) if exact else np.allclose(ours, theirs, rtol=1e-4, atol=1e-4 * scale)

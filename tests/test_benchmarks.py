@@ -4,6 +4,10 @@ compare their results with torch's. Timings mean nothing here; what is checked i
 that the results agree, and that a disagreement is caught."""
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,34 +51,101 @@ TINY_CPU = {"benchmarks.conv": dict(SHAPES=[("3x3", 2, 3, 5, 6, 3, 1, 1), ("3x3 
             "benchmarks.norms": dict(SHAPES=[("3x3", 6, 5, 3, 8, 1, 1), ("3x3 stride 2", 6, 5, 3, 8, 2, 1)])}
 
 
-@pytest.mark.parametrize("name", list(TINY_CPU))
-def test_a_cpu_benchmark_produces_its_rows_and_checks_them_against_torch(name, monkeypatch):
-    """With torch installed (the `bench` extra), every row with a torch time says its results agree with torch's;
-    without it, no row claims a comparison."""
+def _tiny(name, monkeypatch):
     module = importlib.import_module(name)
     for attribute, value in TINY_CPU[name].items():
         monkeypatch.setattr(module, attribute, value)
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    rows = module.run(1, torch)
+    return module
+
+
+@pytest.mark.parametrize("name", list(TINY_CPU))
+def test_a_cpu_benchmark_without_torch_produces_its_rows_and_claims_no_comparison(name, monkeypatch):
+    rows = _tiny(name, monkeypatch).run(1, None)
     assert rows and all(r["ours_s"] > 0 and r["reference_s"] > 0 for r in rows)
+    assert all(r["torch_s"] is None and r["torch_results"] is None for r in rows)
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="the comparisons with torch need it (the `bench` extra)")
+
+
+# a wrong kernel or a wrong torch model planted in each job: (object, attribute, wrapper of the original, rows hit)
+SABOTAGE = {
+    "benchmarks.conv": ("scratchnet.kernels.conv", "conv2d_backward_weight", lambda f: lambda *a: f(*a) * 1.01,
+                        ["backward-weight", "forward+backward"]),
+    "benchmarks.linf_dist": ("scratchnet.kernels.linf_dist", "linf_dist_backward",
+                             lambda f: lambda *a: (f(*a)[0] * 1.01, f(*a)[1]), ["linf forward+backward"]),
+    "benchmarks.pool": ("scratchnet.kernels.pool", "avg_pool2d_backward", lambda f: lambda *a: f(*a) * 1.01,
+                        ["avg_pool2d forward+backward"]),
+    "benchmarks.attack": ("benchmarks.attack", "torch_mnist_cnn", lambda f: lambda torch: f(torch)[:-1],
+                          ["pgd-20"]),
+    "benchmarks.training": ("benchmarks.training", "torch_mnist_cnn", lambda f: lambda torch: f(torch)[:-1],
+                            ["mnist_cnn"]),
+    "benchmarks.norms": ("benchmarks.norms", "_torch_norms",
+                         lambda f: lambda torch, w, stride: f(torch, w * 1.01, stride), ["l1", "l-inf"]),
+}
+
+
+@pytest.mark.parametrize("name", list(TINY_CPU))
+def test_a_cpu_benchmark_checks_its_results_against_torch(name, monkeypatch):
+    """Every row agrees with torch; then, with a wrong kernel (or a wrong torch model) planted, exactly the rows
+    that use it say MISMATCH: the check compares what it claims to."""
+    torch = _torch()
+    module = _tiny(name, monkeypatch)
+    rows = module.run(1, torch)
     for r in rows:
-        if torch is None:
-            assert r["torch_s"] is None and r["torch_results"] is None
-        else:
-            assert r["torch_results"] in ("equal", "close"), r
-            exact = "linf forward" in r["name"] and "backward" not in r["name"] or "max_pool2d" in r["name"]
-            if exact:
-                assert r["torch_results"] == "equal", r
+        exact = "linf forward" in r["name"] and "backward" not in r["name"] or "max_pool2d" in r["name"]
+        assert r["torch_results"] == "equal" if exact else r["torch_results"] == "close", r
+    target, attribute, wrap, hit = SABOTAGE[name]
+    target = importlib.import_module(target)
+    monkeypatch.setattr(target, attribute, wrap(getattr(target, attribute)))
+    for r in module.run(1, torch):
+        wrong = any(h in r["name"] for h in hit)
+        assert (r["torch_results"] == "MISMATCH") == wrong, r
 
 
-def test_a_mismatch_is_shown_and_fails_the_benchmark_command():
+def test_l_inf_ties_are_left_out_of_the_gradient_check(monkeypatch):
+    """Integer data ties nearly every output: torch sends its gradient to every maximal coordinate, ours to the
+    first, and the check must not call that a mismatch."""
+    torch = _torch()
+    from benchmarks import linf_dist as bench
+
+    rng = np.random.default_rng(0)
+    x, w = rng.integers(-2, 3, (5, 12)).astype(np.float32), rng.integers(-2, 3, (7, 12)).astype(np.float32)
+    gy = rng.standard_normal((5, 7)).astype(np.float32)
+    y, _ = bench.linf_dist.linf_dist_forward(x, w)
+    assert bench._ties(x, w, y).mean() > 0.3
+    assert bench._torch_results(torch, x, w, gy)["forward+backward"] == "close"
+    monkeypatch.setattr(bench, "_ties", lambda x, w, y: np.zeros(y.shape, bool))
+    assert bench._torch_results(torch, x, w, gy)["forward+backward"] == "MISMATCH"
+
+
+def test_a_mismatch_is_shown_in_the_table():
     base = {"ours_s": 1.0, "reference_s": 2.0, "torch_s": 1.0, "ratio_vs_torch": 1.0, "ratio_vs_reference": 2.0,
             "shape": "x"}
     rows = [base | {"name": "a", "torch_results": "close"}, base | {"name": "b", "gpu_vs_cpu": "MISMATCH"},
             base | {"name": "c", "torch_results": None}]
     table = cli.format_table(rows).splitlines()
     assert [line.split()[-2] for line in table[1:]] == ["close", "MISMATCH", "-"]
-    assert cli.mismatched(rows) == ["b"] and cli.mismatched(rows[:1] + rows[2:]) == []
+
+
+FAKE_BENCHMARK = """
+DESCRIPTION = "one row whose results compare as {verdict}"
+
+
+def run(repeat, torch=None):
+    return [{{"name": "row", "shape": "-", "ours_s": 1.0, "reference_s": None, "torch_s": None,
+             "ratio_vs_torch": None, "ratio_vs_reference": None, "torch_results": "{verdict}"}}]
+"""
+
+
+@pytest.mark.parametrize(("verdict", "status"), [("close", 0), ("MISMATCH", 1)])
+def test_the_benchmark_command_fails_on_a_mismatch(verdict, status, tmp_path):
+    (tmp_path / "fake_benchmark.py").write_text(FAKE_BENCHMARK.format(verdict=verdict))
+    code = ("import sys; from benchmarks import BENCHMARKS; BENCHMARKS['fake'] = 'fake_benchmark'; "
+            "from benchmarks.__main__ import main; sys.exit(main(['--only', 'fake', '--repeat', '1']))")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == status, result.stdout + result.stderr
+    assert verdict in result.stdout
