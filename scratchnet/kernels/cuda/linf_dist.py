@@ -93,9 +93,9 @@ def _lp_forward(dtype):
         b, i = b0 + ty, i0 + tx
         inside = b < y.shape[0] and i < y.shape[1]
         top = y[b, i] if inside else dtype(0)
-        # a division, not a product with 1 / top: that overflows for a subnormal top (|d| / top <= 1 never does);
-        # top = 0 means every |d| is 0
-        divisor = top if top > 0 else dtype(1)
+        # a division, not a product with 1 / top: that overflows for a subnormal top (|d| / top <= 1 never does).
+        # A thread outside y, or with top = 0 (every |d| is 0) or NaN, writes nothing: its terms are 0 (or NaN)
+        divisor = top if top > 0 else dtype(np.inf)
         total = dtype(0)
         for k0 in range(0, n, TILE):  # every thread, inside or not, loads and reaches the barriers
             _load(x_tile, x, b0 + ty, k0 + tx)
