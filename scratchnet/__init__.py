@@ -17,6 +17,7 @@ from scratchnet import (
     data,
     functional,
     lipschitz,
+    memory,
     nn,
     norms,
     objectives,
@@ -32,5 +33,5 @@ from scratchnet.tensor import Tensor, as_tensor, grad, is_grad_enabled, no_grad
 __all__ = [
     "Tensor", "as_tensor", "attacks", "backend", "data", "functional", "grad", "is_grad_enabled", "load", "nn",
     "no_grad", "norms", "objectives", "optim", "regularizers", "save", "training",
-    "certify", "lipschitz", "smoothness", "weight_average",
+    "certify", "lipschitz", "memory", "smoothness", "weight_average",
 ]
