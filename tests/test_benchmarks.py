@@ -41,6 +41,7 @@ def test_the_agreement_check_flags_a_wrong_result():
     assert agreement([(a * (1 + 1e-6), a)], exact=True) == "MISMATCH"
     assert agreement([(a, a), (a[:, :4], a[:, :4] + 1)], exact=False) == "MISMATCH"
     assert agreement([(a, a[:, :4])], exact=False) == "MISMATCH"
+    assert agreement([(a, a.astype(np.float64))], exact=False) == "MISMATCH"
 
 
 TINY_CPU = {"benchmarks.conv": dict(SHAPES=[("3x3", 2, 3, 5, 6, 3, 1, 1), ("3x3 stride 2", 2, 3, 4, 7, 3, 2, 1)]),
@@ -127,10 +128,11 @@ def test_a_mismatch_is_shown_in_the_table():
             base | {"name": "c", "torch_results": None}]
     table = cli.format_table(rows).splitlines()
     assert [line.split()[-2] for line in table[1:]] == ["close", "MISMATCH", "-"]
+    assert cli.mismatched(rows) == ["b"]
 
 
 FAKE_BENCHMARK = """
-DESCRIPTION = "one row whose results compare as {verdict}"
+DESCRIPTION = "one row"
 
 
 def run(repeat, torch=None):
@@ -145,7 +147,8 @@ def test_the_benchmark_command_fails_on_a_mismatch(verdict, status, tmp_path):
     code = ("import sys; from benchmarks import BENCHMARKS; BENCHMARKS['fake'] = 'fake_benchmark'; "
             "from benchmarks.__main__ import main; sys.exit(main(['--only', 'fake', '--repeat', '1']))")
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    path = [str(tmp_path), str(root), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == status, result.stdout + result.stderr
-    assert verdict in result.stdout
+    assert any(line.split()[:1] == ["row"] and verdict in line.split() for line in result.stdout.splitlines())

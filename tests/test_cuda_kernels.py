@@ -153,18 +153,34 @@ def test_linf_and_lp_dist_match_the_cpu(dtype, data, p):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("p", [1.0, 2.0, 8.0])
 @pytest.mark.parametrize("scale", [1.0, 0.25])
-def test_lp_dist_is_finite_for_the_smallest_distances(dtype, p, scale):
-    """The distance near the smallest normal number (scale 1) or subnormal (1/4, where 1 / y overflows)."""
+def test_lp_dist_is_right_at_the_smallest_distances(dtype, p, scale):
+    """Some outputs at a distance near the smallest normal number (scale 1) or subnormal (1/4, where 1 / y
+    overflows) among ordinary ones, against the reference with a relative tolerance only."""
     tiny = np.finfo(dtype).tiny * scale
-    x, w = np.zeros((1, 3), dtype), np.array([[tiny, 0, -tiny / 2]], dtype)
+    x = np.array([[0, 0, 0], [1, 2, 3]], dtype)
+    w = np.array([[tiny, 0, -tiny / 2], [0.5, -1, 2], [0, tiny / 4, 0]], dtype)
     kernels = gpu("linf_dist")
     y = kernels.lp_dist_forward(x, w, p)
-    np.testing.assert_allclose(y, reference.lp_dist_forward(x, w, p), **LP_CLOSE[dtype])
+    np.testing.assert_allclose(y, reference.lp_dist_forward(x, w, p), rtol=LP_CLOSE[dtype]["rtol"], atol=0)
     gy = np.full_like(y, 10)
     for got, want in zip(kernels.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
                          strict=True):
         assert np.all(np.isfinite(got)), got
-        np.testing.assert_allclose(got, want, **LP_CLOSE[dtype])
+        np.testing.assert_allclose(got, want, rtol=LP_CLOSE[dtype]["rtol"], atol=0)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lp_dist_passes_a_nan_on_as_the_cpu_does(dtype):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 10)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)
+    w[1, 4] = np.nan
+    kernels = gpu("linf_dist")
+    y = linf_dist.lp_dist_forward(x, w, 8.0)
+    results = [kernels.lp_dist_forward(x, w, 8.0), *kernels.lp_dist_backward(np.ones_like(y), x, w, y, 8.0)]
+    for got, want in zip(results, [y, *linf_dist.lp_dist_backward(np.ones_like(y), x, w, y, 8.0)], strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], **LP_CLOSE[dtype])
 
 
 @needs_cuda

@@ -104,17 +104,20 @@ def test_lp_is_finite_for_huge_p_and_values(dtype, p):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("p", [1.0, 2.0, 2.5, 8.0, 1000.0])
 @pytest.mark.parametrize("scale", [1.0, 0.25])
-def test_lp_gradient_is_finite_for_the_smallest_distances(dtype, p, scale):
-    """y near the smallest normal number (scale 1; gy / y overflows) or subnormal (scale 1/4; 1 / y overflows), and
-    gy = 10: the term gy sign(d) |d / y|^(p - 1) is at most 10, and d = 0 must give 0, not 0 times inf."""
+def test_lp_is_finite_and_right_at_the_smallest_distances(dtype, p, scale):
+    """Some outputs at a distance near the smallest normal number (scale 1; gy / y overflows) or subnormal (scale
+    1/4; 1 / y overflows) among ordinary ones, and gy = 10: the term gy sign(d) |d / y|^(p - 1) is at most 10, and
+    d = 0 must give 0, not 0 times inf. Checked against the reference with a relative tolerance only."""
     tiny = np.finfo(dtype).tiny * scale
-    x, w = np.zeros((1, 3), dtype), np.array([[tiny, 0, -tiny / 2]], dtype)
+    x = np.array([[0, 0, 0], [1, 2, 3]], dtype)
+    w = np.array([[tiny, 0, -tiny / 2], [0.5, -1, 2], [0, tiny / 4, 0]], dtype)
     y = linf_dist.lp_dist_forward(x, w, p)
+    np.testing.assert_allclose(y, reference.lp_dist_forward(x, w, p), rtol=LP_TOLERANCE[dtype], atol=0)
     gy = np.full_like(y, 10)
     for got, want in zip(linf_dist.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
                          strict=True):
         assert np.all(np.isfinite(got)), got
-        np.testing.assert_allclose(got, want, rtol=LP_TOLERANCE[dtype])
+        np.testing.assert_allclose(got, want, rtol=LP_TOLERANCE[dtype], atol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -129,6 +132,21 @@ def test_lp_propagates_nan_to_exactly_the_outputs_that_read_it(dtype, p):
     gx, gw = linf_dist.lp_dist_backward(np.ones_like(y), x, w, y, p)
     np.testing.assert_array_equal(np.isnan(gx).any(axis=1), [False, True, False])
     assert np.isnan(gw).all(axis=0)[4]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [2.0, 2.5, 8.0])
+def test_lp_keeps_a_nan_weight_row_to_its_own_outputs(dtype, p):
+    """The kernels work on blocks of four rows of w: a NaN in one row must not reach its neighbours' outputs."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 10)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)
+    w[1, 4] = np.nan
+    y = linf_dist.lp_dist_forward(x, w, p)
+    np.testing.assert_array_equal(np.isnan(y), np.arange(6)[None, :] == 1 + np.zeros((3, 1)))
+    finite = np.arange(6) != 1
+    np.testing.assert_allclose(y[:, finite], reference.lp_dist_forward(x, w[finite], p), rtol=LP_TOLERANCE[dtype])
+    gx, gw = linf_dist.lp_dist_backward(np.ones_like(y), x, w, y, p)
+    assert np.isnan(gx).all() and np.isnan(gw[1]).all() and np.isfinite(gw[finite]).all()
 
 
 @pytest.mark.parametrize("p", [1.0, 2.5, 8.0])

@@ -28,7 +28,8 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
   a time. The backward computes each power once for both gradients, with the sign of x - w folded into it for an
   integer exponent: parallel over blocks of four rows of w, with a private copy of gx per thread. The sums are
   reassociated (FASTMATH) so that they vectorize: results match the reference up to rounding; NaN still
-  propagates.
+  propagates. The kernels multiply by 1 / y (and the backward by gy / y); the rare outputs where those overflow,
+  at subnormal or near-subnormal distances, are left to the reference.
 """
 
 import functools
@@ -285,8 +286,9 @@ def _lp_forward_kernel(k):
 
     @njit(inline="always")
     def block(x0, w0, w1, w2, w3, s0, s1, s2, s3, p, floor, n):
-        """sum_j (|x0[j] - w_c[j]| s_c)^p for four rows of w: four vectorized reductions over one loop."""
-        a0 = a1 = a2 = a3 = ZERO * s0
+        """sum_j (|x0[j] - w_c[j]| s_c)^p for four rows of w: four vectorized reductions over one loop. The sums
+        start from a zero of x's dtype (ZERO * s0 would carry a NaN or inf of s0 into all four)."""
+        a0 = a1 = a2 = a3 = x0.dtype.type(0)
         for j in range(n):
             u = x0[j]
             a0 += power(np.abs(u - w0[j]) * s0, p, floor)
@@ -315,9 +317,10 @@ def _lp_forward_kernel(k):
 def _overflowing(y, gy):
     """The outputs y > 0 whose 1 / y or gy / y overflows, which the kernels multiply by (gy = 1 for the forward):
     y subnormal, or within a factor |gy| of the smallest normal numbers (in float32, x and w alike to about 1e-37
-    in every coordinate). The lp functions leave these rare outputs to the reference, which divides by y."""
+    in every coordinate). The lp functions leave these rare outputs to the reference, which divides by y, one
+    output at a time."""
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        return (y > 0) & np.isfinite(gy) & ~(np.isfinite(1 / y) & np.isfinite(gy / y))
+        return (y > 0) & np.isfinite(gy) & ~(np.isfinite(1 / y) & np.isfinite(gy * (1 / y)))
 
 
 def lp_dist_forward(x, w, p):

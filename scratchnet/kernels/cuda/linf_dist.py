@@ -81,6 +81,8 @@ def _linf_forward(dtype):
 
 
 def _lp_forward(dtype):
+    tiny = dtype(np.finfo(str(dtype)).tiny)  # the smallest normal number (dtype is a Numba type)
+
     @cuda.jit
     def lp_forward(x, w, p, y):
         """On entry y holds the row max M = ||x[b] - w[i]||_inf; on exit M (sum_j (|x[b, j] - w[i, j]| / M)^p)^(1/p).
@@ -93,16 +95,18 @@ def _lp_forward(dtype):
         b, i = b0 + ty, i0 + tx
         inside = b < y.shape[0] and i < y.shape[1]
         top = y[b, i] if inside else dtype(0)
-        # a division, not a product with 1 / top: that overflows for a subnormal top (|d| / top <= 1 never does).
-        # A thread outside y, or with top = 0 (every |d| is 0) or NaN, writes nothing: its terms are 0 (or NaN)
-        divisor = top if top > 0 else dtype(np.inf)
+        # A thread outside y, or with top = 0 (every |d| is 0) or NaN, writes nothing: its terms are 0. 1 / top
+        # can overflow for a subnormal top: such a thread divides by top instead (|d| / top <= 1 never overflows)
+        divide = 0 < top < tiny
+        scale = dtype(1) / top if top >= tiny else dtype(0)
         total = dtype(0)
         for k0 in range(0, n, TILE):  # every thread, inside or not, loads and reaches the barriers
             _load(x_tile, x, b0 + ty, k0 + tx)
             _load(w_tile, w, i0 + ty, k0 + tx)
             cuda.syncthreads()
             for k in range(min(TILE, n - k0)):
-                total += (abs(x_tile[ty, k] - w_tile[tx, k]) / divisor) ** p
+                d = abs(x_tile[ty, k] - w_tile[tx, k])
+                total += (d / top if divide else d * scale) ** p
             cuda.syncthreads()
         if inside and top > 0:
             y[b, i] = top * total ** (dtype(1) / p)
@@ -170,7 +174,7 @@ def _lp_backward(dtype):
         total = dtype(0)
         for o in range(w.shape[0] if toward_x else x.shape[0]):
             b, i = (r, o) if toward_x else (o, r)
-            if y[b, i] > 0:
+            if not y[b, i] <= 0:  # y > 0, or NaN, which passes on as on the CPU
                 d = x[b, j] - w[i, j]
                 term = _times_sign(gy[b, i], d) * (abs(d) / y[b, i]) ** q  # 1 / y overflows for a subnormal y
                 total = total + term if toward_x else total - term
