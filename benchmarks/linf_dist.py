@@ -95,9 +95,9 @@ def _variants(kernels, x, w, gy):
         "forward": lambda: kernels.linf_dist_forward(x, w),
         "forward, values only": lambda: kernels.linf_dist_values(x, w),
         "forward+backward": in_sequence(lambda: kernels.linf_dist_forward(x, w),
-                                         lambda: kernels.linf_dist_backward(gy, x, w, index)),
+                                        lambda: kernels.linf_dist_backward(gy, x, w, index)),
         "lp forward+backward": in_sequence(lambda: kernels.lp_dist_forward(x, w, P),
-                                            lambda: kernels.lp_dist_backward(gy, x, w, y_p, P)),
+                                           lambda: kernels.lp_dist_backward(gy, x, w, y_p, P)),
     }
 
 

@@ -243,10 +243,9 @@ def _power_function(k):
     k is an integer exponent below 2**POWER_BITS, frozen into the compiled code, which then ignores the run-time q:
     the unrolled binary exponentiation folds to exactly the squarings and multiplies that k needs (3 squarings for
     k = 8), branch-free, and the loop around it vectorizes. k = None uses libm's pow with the run-time q (about 50x
-    slower). Bases below `floor`
-    become 0: their power would be subnormal (under 1e-38 of the largest term, which is 1, in float32; under
-    1e-308 in float64), and subnormal arithmetic is slow on x86. NaN passes through (the comparison is false for
-    NaN)."""
+    slower). Bases below `floor` become 0: their power would be subnormal (under 1e-38 of the largest term, which
+    is 1, in float32; under 1e-308 in float64), and subnormal arithmetic is slow on x86. NaN passes through (the
+    comparison is false for NaN)."""
     if k is None:
 
         @njit(inline="always")
