@@ -53,10 +53,11 @@ def lp_dist_forward(x, w, p):
 
 
 def lp_dist_backward(gy, x, w, y, p):
-    """dy/dx_j = sign(d_j) (|d_j| / y)^(p - 1) = -dy/dw_j, contracted with gy; zero for an output y = 0."""
+    """dy/dx_j = sign(d_j) (|d_j| / y)^(p - 1) = -dy/dw_j, contracted with gy; zero for an output y = 0, NaN for
+    a NaN output (the kernels pass it on too)."""
     d = _differences(x, w)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(y[:, :, None] > 0, np.abs(d) / y[:, :, None], 0)
+        ratio = np.where(y[:, :, None] == 0, 0, np.abs(d) / y[:, :, None])
     g = gy[:, :, None] * np.sign(d) * ratio ** (p - 1)
     return g.sum(axis=1).astype(x.dtype), -g.sum(axis=0).astype(w.dtype)
 
