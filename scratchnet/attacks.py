@@ -201,8 +201,9 @@ def apgd_checkpoints(steps: int) -> list[int]:
 
 
 def _apgd_run(model, x, y, eps, steps, norm, objective, lo, hi, rng, rho, trace):
-    """One APGD run. Returns the best point of each example: an iterate that fools the model if there was one,
-    else the iterate of highest loss. Appends (best loss, step size) after every iteration to `trace`."""
+    """One APGD run. Returns (the point that evaluation keeps for each example: the first iterate that fools the
+    model if there was one, else the iterate of highest loss; the iterate of highest loss; that loss). Appends
+    (best loss, step size) after every iteration to `trace`."""
     direction = rng.uniform(-1, 1, x.shape) if norm == "inf" else rng.standard_normal(x.shape)
     flat = np.abs(direction).reshape(len(x), -1)
     length = flat.max(axis=1) if norm == "inf" else np.sqrt(np.sum(flat ** 2, axis=1))
@@ -244,25 +245,33 @@ def _apgd_run(model, x, y, eps, steps, norm, objective, lo, hi, rng, rho, trace)
         if trace is not None:
             trace.append((loss_best.copy(), eta.copy()))
     out[~fooled] = x_best[~fooled]
-    return out
+    return out, x_best, loss_best
 
 
 def apgd(model, x, y, eps: float, steps: int = 100, norm: str = "inf", loss: str = "ce", targeted: bool = False,
          n_targets: int = 9, restarts: int = 1, rho: float = 0.75, bounds=(0.0, 1.0), rng=None,
-         trace: list | None = None) -> np.ndarray:
+         trace: list | None = None, maximize_loss: bool = False) -> np.ndarray:
     """Auto-PGD (Croce & Hein, ICML 2020): PGD with momentum whose per-example step size starts at 2 eps and is
     halved at checkpoints when the loss stops rising, restarting from the best point.
 
     Untargeted with loss "ce" or "dlr"; `targeted=True` runs the targeted DLR (or CE) against each of the
-    `n_targets` classes with the highest clean logits after the true one, as APGD-T. Every run after the first
-    attacks only the examples still classified correctly. `trace`, if a list, receives (best loss, step size)
-    per iteration of each run.
+    `n_targets` classes with the highest clean logits after the true one, as APGD-T. For evaluation (AutoAttack's
+    rule) every run attacks only the examples still classified correctly, and an example keeps the first iterate
+    that fools the model. With `maximize_loss` (the inner maximization of adversarial training) every example is
+    attacked and keeps its iterate of highest loss over all runs: a point just across the decision boundary, or
+    an example left unperturbed because it was misclassified already, would be a weak training input. `trace`, if
+    a list, receives (best loss, step size) per iteration of each run.
     """
     x, y, lo, hi = _check(x, y, eps, norm, bounds)
     _check_steps(steps, restarts)
     if loss not in ("ce", "dlr"):
         raise ValueError(f"APGD's loss must be 'ce' or 'dlr', got {loss!r}")
+    if maximize_loss and targeted:
+        raise ValueError("maximize_loss is for the untargeted attack inside training, not for APGD-T")
     rng = np.random.default_rng(rng)
+    if maximize_loss:
+        return _apgd_highest_loss(model, x, y, eps, steps, norm, attack_loss(loss, y), restarts, lo, hi, rng, rho,
+                                  trace)
     result = x.copy()
     with eval_mode(model):
         clean = _clean_logits(model, x)
@@ -278,7 +287,18 @@ def apgd(model, x, y, eps: float, steps: int = 100, norm: str = "inf", loss: str
                 target = None if rank is None else np.argsort(-clean[todo], axis=1, kind="stable")[:, rank - 1]
                 objective = attack_loss(loss, y[todo], target=target)
                 result[todo] = _apgd_run(model, x[todo], y[todo], eps, steps, norm, objective, lo, hi, rng, rho,
-                                         trace)
+                                         trace)[0]
+    return result
+
+
+def _apgd_highest_loss(model, x, y, eps, steps, norm, objective, restarts, lo, hi, rng, rho, trace):
+    """`apgd` with `maximize_loss`: every run attacks every example; each keeps its highest-loss iterate."""
+    result, best = x.copy(), np.full(len(x), -np.inf)
+    with eval_mode(model):
+        for _ in range(restarts):
+            _, x_best, loss_best = _apgd_run(model, x, y, eps, steps, norm, objective, lo, hi, rng, rho, trace)
+            better = loss_best > best
+            result[better], best[better] = x_best[better], loss_best[better]
     return result
 
 

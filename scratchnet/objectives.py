@@ -6,8 +6,10 @@ Each objective is called as `objective(model, x, y, rng) -> (loss, logits)` like
 crafts x' with PGD in eval mode (`attacks.pgd` restores train mode afterwards), then computes its loss in train
 mode with gradients through the model only (x' is a constant). With `attack="apgd"` the inner maximization
 is APGD-CE (Croce & Hein 2020) instead, with `steps` iterations and its own step-size rule: a stronger attack for
-the last epochs of a curriculum in attack strength (Cai et al. 2018). `fit` calls `objective.schedule(t)` with the
-fractional epoch before every step, which ramps eps up linearly over the first `warmup_epochs`.
+the last epochs of a curriculum in attack strength (Cai et al. 2018). It runs on every example and keeps each
+one's highest-loss iterate (`maximize_loss`), not the evaluation's first misclassified point. `fit` calls
+`objective.schedule(t)` with the fractional epoch before every step, which ramps eps up linearly over the first
+`warmup_epochs`.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class AdversarialObjective:
         eps = self.current_eps
         if self.attack == "apgd":
             return attacks.apgd(model, x, y, eps, steps=self.steps, norm=self.norm, loss="ce", bounds=self.bounds,
-                                rng=rng)
+                                rng=rng, maximize_loss=True)
         step_size = 2.5 * eps / self.steps if self.step_size is None else self.step_size
         return attacks.pgd(model, x, y, eps, steps=self.steps, step_size=step_size, norm=self.norm,
                            random_start=self.start, loss=self.attack_loss, bounds=self.bounds, rng=rng)

@@ -134,6 +134,27 @@ def test_apgd_best_loss_never_decreases_and_is_the_loss_of_what_it_returns(seed,
     np.testing.assert_allclose(objective(sn.Tensor(logits)).data[robust], best[-1][robust], rtol=1e-5, atol=1e-6)
 
 
+@settings(deadline=None, max_examples=15)
+@given(seed=st.integers(0, 1000), norm=st.sampled_from(["inf", "2"]), restarts=st.integers(1, 2))
+def test_apgd_for_training_returns_every_examples_highest_loss_iterate(seed, norm, restarts):
+    """With maximize_loss every example is attacked, misclassified ones too, and ends at the best loss of its
+    runs. With every example classified correctly, the evaluation's first run is the same run (same start), and
+    the evaluation's output (the first fooling point) never has the higher loss."""
+    model, (x, labels) = small_model(seed), batch(seed, n=16)
+    predicted = sn.training.predict(model, x).argmax(axis=1)
+    for y in (labels, predicted):  # random labels: some examples misclassified before the attack
+        trace = []
+        x_train = attacks.apgd(model, x, y, 0.1, steps=25, norm=norm, rng=seed, trace=trace, restarts=restarts,
+                               maximize_loss=True)
+        loss_train = attacks.attack_loss("ce", y)(model(x_train)).data
+        assert len(trace) == 25 * restarts and np.all(distance(x_train, x, norm) > 0)
+        np.testing.assert_allclose(loss_train, np.max([b for b, _ in trace], axis=0), rtol=1e-5, atol=1e-6)
+    x_eval = attacks.apgd(model, x, predicted, 0.1, steps=25, norm=norm, rng=seed)
+    assert np.all(loss_train >= attacks.attack_loss("ce", predicted)(model(x_eval)).data - 1e-6)
+    with pytest.raises(ValueError, match="maximize_loss"):
+        attacks.apgd(model, x, y, 0.1, loss="dlr", targeted=True, maximize_loss=True)
+
+
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_apgd_starts_on_the_sphere_as_croce_and_heins_code(norm):
     """x + eps t / ||t|| with t uniform in [-1, 1]^d (l-inf) or Gaussian (l2): for l-inf only the largest

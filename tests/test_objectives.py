@@ -86,7 +86,8 @@ def test_with_attack_apgd_the_inner_maximization_is_apgd_ce(seed, eps):
     model, x, _, y = setting(seed)
     objective = objectives.MART(eps=eps, steps=5, attack="apgd")
     x_adv = objective.adversarial_example(model, x, y, np.random.default_rng(seed))
-    np.testing.assert_array_equal(x_adv, sn.attacks.apgd(model, x, y, eps, steps=5, loss="ce", rng=seed))
+    np.testing.assert_array_equal(x_adv, sn.attacks.apgd(model, x, y, eps, steps=5, loss="ce", rng=seed,
+                                                         maximize_loss=True))
     assert np.abs(x_adv - x).max() <= eps + 1e-12 and x_adv.min() >= 0 and x_adv.max() <= 1
 
 
