@@ -96,10 +96,10 @@ def _table(changes, clean_scores, adv_scores, rough, epochs, eps, n_train, n_tes
     rows = [[name, c["full_rank"], f"{c['cos_clean_adv']:.3f}", f"{c['cos_clean_init']:.3f}",
              f"{c['cos_adv_init']:.3f}", f"{c['ratio']:.2f}", f"{c['removed_effective_rank']:.1f}",
              f"{c['clean_change_effective_rank']:.1f}", f"{c['gaussian_effective_rank']:.1f}",
-             f"{c['removed_top_share']:.3f}"] for name, c in changes.items()]
+             f"{c['removed_top_energy_share']:.3f}"] for name, c in changes.items()]
     table = markdown_table(["layer weight", "units (rank at most)", "cos(clean, adv)", "cos(clean, init)",
                             "cos(adv, init)", "||beta w'|| / ||v||", "eff. rank of V", "eff. rank of clean change",
-                            "eff. rank of Gaussian", "top share of V"], rows)
+                            "eff. rank of Gaussian", "top energy share of V"], rows)
     apart = [name for name, c in changes.items() if not c["cos_clean_adv"] > max(0.6, c["cos_clean_init"] + 0.1)]
     claims = [
         f"- Robustness: clean-trained {clean_scores[0]:.3f} clean / {clean_scores[1]:.3f} PGD-20 at l-inf {eps}; "

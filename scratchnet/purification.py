@@ -81,6 +81,8 @@ class TwoLayerNet:
         """The threshold rule (spec section 2): b_i = the (1 - q)-quantile of |<w_i, x>| over the batch x, so each
         neuron fires on a fraction q of the inputs (q = 1.33 k / d: a little above one atom's frequency).
         The quantile is the order statistic of rank round((1 - q)(n - 1)) (a partition, not a sort)."""
+        if not 0 <= q <= 1:
+            raise ValueError(f"q is a firing fraction in [0, 1], got {q!r} (the default 1.33 k / d needs k <= 0.75 d)")
         rank = round((1.0 - q) * (len(x) - 1))
         self.b = np.partition(np.abs(x @ self.W.T), rank, axis=0)[rank]
 
@@ -315,7 +317,7 @@ def layer_change(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarray,
             "removed_effective_rank": _participation_ratio(energy),
             "clean_change_effective_rank": effective_rank(W_clean - W_init),
             "gaussian_effective_rank": _participation_ratio(gaussian_energy), "full_rank": min(V.shape),
-            "removed_top_share": float(energy[0] / energy.sum()),
+            "removed_top_energy_share": float(energy[0] / energy.sum()),
             "removed_energy_curve": np.cumsum(energy) / energy.sum(),
             "gaussian_energy_curve": np.cumsum(gaussian_energy) / gaussian_energy.sum()}
 

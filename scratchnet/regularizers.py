@@ -28,7 +28,7 @@ def norm_subgradient(weight: np.ndarray, norm: str, stride: int = 1) -> np.ndarr
     entries of the maximal sum, 0 elsewhere (the first maximum on ties). Conv W [C_out, C_in, k, k]: l1, the tap
     class of the maximal channel, W[:, c*, r1*::s, r2*::s]; l-inf, the maximal filter W[o*]. Linear W [out, in]:
     l1, the maximal column; l-inf, the maximal row. (Liang & Huang 2021, norm decay.)"""
-    norm = _check_norm(norm)
+    norm, stride = _check_norm(norm), check_int(stride, "stride", 1)
     if weight.ndim == 4 and norm == "l1":
         sums = kernel("conv_l1_class_sums")(weight, stride)
         c, r1, r2 = np.unravel_index(np.argmax(sums), sums.shape)
@@ -62,6 +62,8 @@ class NormDecay:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.beta, self.norm, self.momentum = beta, _check_norm(norm), momentum
         self.layers = [m for m in model.modules() if isinstance(m, Conv2d | Linear)]
+        if not self.layers:
+            raise ValueError(f"NormDecay needs a model with Conv2d or Linear layers; {type(model).__name__} has none")
         self.h = [np.zeros_like(m.weight.data) for m in self.layers]
 
     def step(self) -> None:
@@ -81,6 +83,8 @@ def clip_singular_values(weight: np.ndarray, size, clip: float, repeats: int = 1
     4x3x3x3 kernel with n = 6)."""
     if not clip > 0:
         raise ValueError(f"clip must be > 0, got {clip}")
+    if np.ndim(weight) != 4:
+        raise ValueError(f"weight must be a 4-D conv kernel [C_out, C_in, kh, kw], got shape {np.shape(weight)}")
     kh, kw = weight.shape[2:]
     h, v = (size, size) if np.ndim(size) == 0 else size
     if h < kh or v < kw:
@@ -101,7 +105,8 @@ class SingularValueClipping:
     def __init__(self, model, input_shape, clip: float, every: int = 100, repeats: int = 1):
         if not clip > 0:
             raise ValueError(f"clip must be > 0, got {clip}")
-        self.clip, self.every, self.repeats, self.steps = clip, check_int(every, "every", 1), repeats, 0
+        self.clip, self.every, self.steps = clip, check_int(every, "every", 1), 0
+        self.repeats = check_int(repeats, "repeats", 1)
         self.sizes = conv_input_sizes(model, tuple(input_shape))
 
     def step(self) -> None:

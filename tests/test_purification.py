@@ -162,6 +162,14 @@ def test_attacks_refuse_bad_radius_and_norm_by_name():
         P.fgm(net, x, y, 0.1, norm="1")
 
 
+@pytest.mark.parametrize("q", [-0.1, 1.2])
+def test_thresholds_refuse_a_firing_fraction_outside_0_1(q):
+    """q > 1 would make the rank negative, which np.partition reads from the other end: a silent wrong b."""
+    net = P.TwoLayerNet(np.eye(3), np.zeros(3))
+    with pytest.raises(ValueError, match="q is a firing fraction"):
+        net.set_thresholds(np.ones((4, 3)), q)
+
+
 def test_the_dense_attack_moves_every_example_against_its_label_along_u():
     u = np.array([0.6, 0.8])
     net = P.linear_network(u)
@@ -240,12 +248,12 @@ def test_layer_change_sees_a_planted_rank_one_change_in_conv_filters():
     W_clean = W_adv + V.reshape(W_adv.shape)
     change = P.layer_change(W_init, W_clean, W_adv)
     assert change["removed_effective_rank"] < 1.5 < 0.5 * change["gaussian_effective_rank"]
-    assert change["removed_top_share"] > 0.8
+    assert change["removed_top_energy_share"] > 0.8
     assert change["full_rank"] == 32
     for key in ("removed_energy_curve", "gaussian_energy_curve"):
         curve = change[key]
         assert len(curve) == 32 and np.all(np.diff(curve) >= 0) and curve[-1] == pytest.approx(1.0)
-    assert change["removed_energy_curve"][0] == pytest.approx(change["removed_top_share"])
+    assert change["removed_energy_curve"][0] == pytest.approx(change["removed_top_energy_share"])
     with np.errstate(divide="ignore", invalid="ignore"):  # V = 0: its rank and energy shares are 0 / 0
         same = P.layer_change(W_init, W_adv, W_adv)
     assert same["cos_clean_adv"] == pytest.approx(1.0)

@@ -91,6 +91,10 @@ def test_batchnorm_projection_clips_only_the_channels_above_the_bound():
     (lambda: regularizers.clip_singular_values(np.ones((1, 1, 3, 3)), 2, 1.0), "size"),
     (lambda: regularizers.clip_singular_values(np.ones((1, 1, 3, 3)), 3, 0.0), "clip"),
     (lambda: regularizers.project_batchnorm(nn.BatchNorm1d(2), 0.0), "bound"),
+    (lambda: regularizers.norm_subgradient(np.ones((1, 1, 3, 3)), "l1", stride=0), "stride"),
+    (lambda: regularizers.NormDecay(nn.ReLU(), beta=1.0), "Conv2d or Linear"),
+    (lambda: regularizers.clip_singular_values(np.ones((3, 3)), 3, 1.0), "weight"),
+    (lambda: regularizers.SingularValueClipping(nn.Conv2d(1, 1, 3), (1, 5, 5), 1.0, repeats=0), "repeats"),
 ])
 def test_bad_arguments_raise_naming_them(call, name):
     with pytest.raises(ValueError, match=name):
