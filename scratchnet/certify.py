@@ -16,6 +16,10 @@ Sections 3 and 5; the rules as the papers' code applies them are in shared/specs
   (`scratchnet.linf_dist_training.IBPLoss`) differentiates the same code that certifies.
 
 Every certificate is computed for the network at p = inf in eval mode (`infinite_p`), whatever p it trains with.
+Through the l-inf-dist layers the intervals hold bit for bit for the activations the float32 forward computes:
+the box is normalized by the forward's own operations, and every step (a difference, its absolute value, a max,
+the mean shift and bias) is increasing, as is its rounding. The margin rule and the head's interval arithmetic
+are statements in exact arithmetic, which float32 evaluation meets to rounding (about 1e-6 relative).
 """
 
 from __future__ import annotations

@@ -285,6 +285,45 @@ def test_the_interval_rule_refuses_inputs_outside_the_bounds(x):
             rule()
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("eps", [0.0, 0.01, 0.1])
+def test_float32_activations_of_every_point_of_the_box_lie_in_the_bounds_exactly(backend, eps):
+    """The interval rule's box is normalized by the forward's own float32 operations, and rounding is monotone, so
+    the float32 activations of the box's corners and of random float32 points lie in the bounds with no tolerance
+    (a box normalized in float64 and then rounded missed corners by an ulp, at std 0.3)."""
+    rng = np.random.default_rng(0)
+    net = sn.nn.LinfDistNet(3, depth=3, width=6, num_classes=3, mean=0.45, std=0.3, seed=1).eval()
+    for layer in net.layers:  # as after training: running means and biases that round
+        if layer.mean_shift:
+            layer.running_mean[:] = rng.normal(0, 0.5, layer.out_features)
+        if layer.bias is not None:
+            layer.bias.data[:] = rng.normal(0, 0.5, layer.out_features)
+    x = rng.uniform(0, 1, (100, 3)).astype(np.float32)
+    with use_backend(backend), sn.no_grad():
+        bounds = certify.layer_bounds(net, *certify.input_box(net, x, eps))
+        low, high = np.maximum(x - eps, 0), np.minimum(x + eps, 1)
+        corners = [np.where((corner >> np.arange(3)) & 1, high, low) for corner in range(8)]
+        inside = [(low + rng.random(x.shape, np.float32) * (high - low)).clip(low, high) for _ in range(3)]
+        for point in corners + inside:
+            for (lower, upper), a in zip(bounds, net.activations(point), strict=True):
+                assert np.all(lower <= a.data) and np.all(a.data <= upper)
+
+
+def test_a_layers_bounds_of_a_point_are_its_activation_bit_for_bit():
+    """A zero-width box: the bounds subtract the running mean and add the bias in the forward's order (the sum of
+    the two first, then added once, rounds differently)."""
+    rng = np.random.default_rng(0)
+    layer = sn.nn.LinfDist(4, 50, bias=True, rng=rng).eval()
+    layer.running_mean[:] = rng.normal(0, 1, 50)
+    layer.bias.data[:] = rng.normal(0, 1, 50)
+    x = rng.normal(0, 1, (200, 4)).astype(np.float32)
+    low, high = layer.bounds(x, x)
+    with sn.no_grad():
+        y = layer(x).data
+    np.testing.assert_array_equal(low, y)
+    np.testing.assert_array_equal(high, y)
+
+
 def test_the_margin_rule_scales_eps_by_the_std():
     net = two_anchor_net(std=0.5)  # the same classifier, in normalized units x / 0.5
     xs, y = np.array([[0.1]]), np.array([0])

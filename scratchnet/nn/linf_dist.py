@@ -113,16 +113,20 @@ class LinfDist(Module):
 
     def bounds(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The exact range of every neuron of the eval-mode l-inf-dist layer over the box lower <= x <= upper
-        ([B, in_features] each): the `interval_bounds` kernel, then minus the running mean, plus the bias."""
+        ([B, in_features] each): the `interval_bounds` kernel, then minus the running mean, plus the bias, in the
+        forward's order and dtype: each step is increasing and so is its rounding, so the bounds hold bit for bit
+        for the activations the forward computes."""
         if self.training or not math.isinf(self.p):
             raise ValueError(f"LinfDist.bounds holds for eval mode at p = inf, got training={self.training}, "
                              f"p={self.p}")
         dtype = self.weight.dtype
+
+        def shifted(y):
+            y = y - self.running_mean.astype(dtype) if self.mean_shift else y
+            return y if self.bias is None else y + self.bias.data
+
         low, high = kernel("interval_bounds")(lower.astype(dtype), upper.astype(dtype), self.weight.data)
-        shift = -self.running_mean.astype(dtype) if self.mean_shift else np.zeros(self.out_features, dtype)
-        if self.bias is not None:
-            shift = shift + self.bias.data
-        return low + shift, high + shift
+        return shifted(low), shifted(high)
 
     def extra_repr(self) -> str:
         return (f"{self.in_features}, {self.out_features}, p={self.p}, mean_shift={self.mean_shift}, "
@@ -176,9 +180,10 @@ class _Normalized(Module):
         return (x - self.mean.astype(x.dtype)) * (1 / self.std)
 
     def normalize_box(self, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """An input box [lower, upper] in normalized units (the map is increasing, so corners go to corners)."""
-        dtype = self.layers[0].weight.dtype
-        return tuple(((np.reshape(a, (len(a), -1)) - self.mean) / self.std).astype(dtype) for a in (lower, upper))
+        """An input box [lower, upper] in normalized units, by the very float operations of `normalize`: they are
+        increasing and so is their rounding, so every point of the box normalizes into the result, bit for bit
+        (a box computed in float64 and then rounded could miss a corner's float32 image by an ulp)."""
+        return tuple(self.normalize(a).data for a in (lower, upper))
 
     def activations(self, x) -> list[Tensor]:
         """The output of every l-inf-dist layer for the input x."""
