@@ -271,7 +271,9 @@ def _seed(output: Tensor, grad) -> np.ndarray:
         if output.size != 1:
             raise ValueError(f"backward() needs `grad` for a non-scalar output of shape {output.shape}")
         return np.ones_like(output.data)
-    grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=output.dtype)
+    # a copy: each backward() gets a fresh seed, so an op that recognizes "the same g" by identity (the l-inf-dist
+    # ops compute gx and gw together once per g) cannot mistake a caller's array, changed in place, for the last
+    grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=output.dtype)
     if grad.shape != output.shape:
         raise ValueError(f"grad must have the output's shape {output.shape}, got {grad.shape}")
     return grad

@@ -111,3 +111,20 @@ def test_bad_dtypes_are_named():
         linf_dist(sn.Tensor(np.zeros((2, 3), np.float32)), sn.Tensor(np.zeros((4, 3))))
     with pytest.raises(TypeError, match="w must be a Tensor"):
         linf_dist(sn.Tensor(np.zeros((2, 3))), np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize("op", [linf_dist, lambda x, w: lp_dist(x, w, 8.0)])
+def test_a_second_backward_with_the_seed_changed_in_place_is_not_served_the_first(op):
+    """Both edges of one op share a single gradient computation per backward pass; a caller who runs backward()
+    twice with one array, scaled in place between the calls, gets both gradients scaled, not the first again."""
+    rng = np.random.default_rng(0)
+    x = sn.Tensor(rng.standard_normal((3, 5)), requires_grad=True)
+    w = sn.Tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    y, seed = op(x, w), rng.standard_normal((3, 4))
+    y.backward(seed)
+    first = x.grad.copy(), w.grad.copy()
+    x.grad = w.grad = None
+    seed *= 3
+    y.backward(seed)
+    np.testing.assert_allclose(x.grad, 3 * first[0])
+    np.testing.assert_allclose(w.grad, 3 * first[1])

@@ -33,15 +33,20 @@ def _check(x: Tensor, w: Tensor, op: str) -> tuple[Tensor, Tensor]:
 
 def _edges(x: Tensor, w: Tensor, backward) -> list:
     """The graph edges of an op whose `backward(g)` returns (gx, gw) together: the first edge to run computes
-    both, and the other reuses them for the same g."""
+    both, and the other reuses them for the same g (the same array: every backward pass starts from a fresh
+    seed) and lets them go."""
     memo = {}
 
-    def gradients(g):
+    def gradients(g, which):
         if memo.get("g") is not g:
-            memo["g"], memo["both"] = g, backward(g)
-        return memo["both"]
+            memo.update(g=g, both=backward(g), used=set())
+        memo["used"].add(which)
+        both = memo["both"]
+        if len(memo["used"]) == 2:
+            memo.clear()
+        return both[which]
 
-    return [(x, lambda g: gradients(g)[0]), (w, lambda g: gradients(g)[1])]
+    return [(x, lambda g: gradients(g, 0)), (w, lambda g: gradients(g, 1))]
 
 
 def linf_dist(x: Tensor, w: Tensor) -> Tensor:
