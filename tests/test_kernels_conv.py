@@ -97,7 +97,8 @@ def test_numba_kernels_match_the_reference(problem, w_bytes):
         (2, 100, 6, 5, 3, 1, 1),  # C * 9 > 768: the forward's reduction runs in chunks
         (3, 7, 90, 6, 3, 1, 1),  # F * 9 > 768: so does the input gradient's
         (5, 3, 5, 4, 3, 1, 1),  # small planes: the weight gradient puts images side by side
-        (2, 1, 4, 28, 5, 1, 2),  # one input channel, as at the MNIST input
+        (2, 1, 4, 28, 5, 1, 2),  # one input channel, as at the MNIST input: the input gradient's single filter
+        (2, 1, 90, 7, 3, 1, 1),  # ... with F * 9 > 768: single-filter columns in chunks
         (2, 16, 32, 16, 1, 2, 0),  # the WideResNet's 1x1 stride-2 shortcut
         (3, 8, 4, 9, 2, 4, 1),  # stride above the kernel size: rows no tap reaches
     ],

@@ -26,6 +26,10 @@ from numba import get_num_threads, njit, prange
 # (twelve accumulators and seven loads) does not: LLVM spilled two accumulators to the stack and shuffled the
 # rest between registers on every iteration, which ran each pass 1.6-1.9x slower (lesson 2 of the spec).
 RB, RJ = 2, 4
+# One filter alone (the input gradient of a one-channel image: the transposed conv has one output channel) runs
+# RC rows of R against it instead: eight sums for nine loads a step, where the RB x RJ tile would spend three of
+# its four columns on padding rows of W (4x the work).
+RC = 8
 FASTMATH = {"reassoc", "contract"}
 # Working-set sizes: a chunk of the reduction axis and a band of R sized for L1; the weight gradient's phase
 # planes sized for L2, with enough images side by side that each dot product is long.
@@ -56,6 +60,24 @@ def _tile(a0, a1, b0, b1, b2, b3, n):
         s12 += u1 * v2
         s13 += u1 * v3
     return (s00, s01, s02, s03, s10, s11, s12, s13)
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _column(a0, a1, a2, a3, a4, a5, a6, a7, b, n):
+    """The 8 x 1 block of dot products <a_i[:n], b[:n]>, for a single row b."""
+    z = b.dtype.type(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
+    for k in range(n):
+        v = b[k]
+        s0 += a0[k] * v
+        s1 += a1[k] * v
+        s2 += a2[k] * v
+        s3 += a3[k] * v
+        s4 += a4[k] * v
+        s5 += a5[k] * v
+        s6 += a6[k] * v
+        s7 += a7[k] * v
+    return (s0, s1, s2, s3, s4, s5, s6, s7)
 
 
 @njit(cache=True)
@@ -106,13 +128,23 @@ def _put(out, f, p, v0, v1, v2, v3, add):
 def _band_gemm(rows, count, wm, nf, kdim, kc, out, opos):
     """out[f, opos[m]] = <wm[f, :kdim], rows[m, :kdim]> for m < count, f < nf, one RB x RJ tile at a time.
 
-    rows and wm have room for whole tiles (count rounded up to RB, nf to RJ); results outside the band are
-    dropped. The reduction runs in chunks of kc (the first chunk stores, the others add) so that R's chunk and
-    the tile's rows of W stay in L1 while W's chunk is reused across the band.
+    rows and wm have room for whole tiles (count rounded up to RC, a multiple of RB; nf to RJ); results outside
+    the band are dropped. The reduction runs in chunks of kc (the first chunk stores, the others add) so that R's
+    chunk and the tile's rows of W stay in L1 while W's chunk is reused across the band. A single filter (nf = 1)
+    runs RC x 1 columns instead.
     """
     for k0 in range(0, kdim, kc):
         k1 = min(kdim, k0 + kc)
         add = k0 > 0
+        if nf == 1:
+            w0 = wm[0, k0:k1]
+            for m in range(0, count, RC):
+                s = _column(rows[m, k0:k1], rows[m + 1, k0:k1], rows[m + 2, k0:k1], rows[m + 3, k0:k1],
+                            rows[m + 4, k0:k1], rows[m + 5, k0:k1], rows[m + 6, k0:k1], rows[m + 7, k0:k1], w0,
+                            k1 - k0)
+                for i in range(min(RC, count - m)):
+                    out[0, opos[m + i]] = s[i] + (out[0, opos[m + i]] if add else 0)
+            continue
         for f in range(0, nf, RJ):
             w0, w1, w2, w3 = wm[f, k0:k1], wm[f + 1, k0:k1], wm[f + 2, k0:k1], wm[f + 3, k0:k1]
             for m in range(0, count, RB):
@@ -174,7 +206,7 @@ def _run_correlation(src, pad_t, pad_l, wmats, grids, out):
     hp = int(max(grids[:, Y0] + grids[:, ST] * (grids[:, GH] - 1) + grids[:, NJ]))
     wp = int(max(grids[:, X0] + grids[:, ST] * (grids[:, GW] - 1) + grids[:, NL]))
     assert grids[:, [Y0, X0]].min() >= 0  # every window lies inside the hp x wp padded image
-    mpad = -(-int(bands[:, 2].max()) // RB) * RB
+    mpad = -(-int(bands[:, 2].max()) // RC) * RC
     _correlate(src, pad_t, pad_l, hp, wp, wmats, grids, bands, mpad, kc, fc, out, get_num_threads())
     return out
 
