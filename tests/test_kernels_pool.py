@@ -14,10 +14,14 @@ from tests.gradcheck import layouts
 @st.composite
 def pool_problems(draw, max_side=9, special_values=True):
     """(x, kernel, stride, padding) with padding <= kernel // 2, as PyTorch requires. x has many ties (small
-    integers), and, when `special_values`, some -inf and NaN entries."""
+    integers), and, when `special_values`, some -inf and NaN entries. Half are the CNNs' 2x2 stride-2 unpadded
+    windows, which max-pooling runs by a kernel of its own."""
     dtype = draw(st.sampled_from([np.float32, np.float64]))
-    kernel = draw(st.integers(1, 5))
-    stride, padding = draw(st.integers(1, 4)), draw(st.integers(0, kernel // 2))
+    if draw(st.booleans()):
+        kernel, stride, padding = 2, 2, 0
+    else:
+        kernel = draw(st.integers(1, 5))
+        stride, padding = draw(st.integers(1, 4)), draw(st.integers(0, kernel // 2))
     h = draw(st.integers(max(1, kernel - 2 * padding), max(1, kernel - 2 * padding) + max_side))
     w = draw(st.integers(max(1, kernel - 2 * padding), max(1, kernel - 2 * padding) + max_side))
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
