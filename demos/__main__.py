@@ -13,7 +13,8 @@ from demos.report import Report, problems
 def _parser(name: str, module) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m demos {name}", description=module.DESCRIPTION)
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<name>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: runs/<name>, runs/quick/<name> with --quick)")
     parser.add_argument("--backend", choices=["numba", "numpy", "cuda"], default=None, help="kernel backend")
     module.add_arguments(parser)
     return parser
@@ -31,7 +32,8 @@ def run_demo(name: str, argv: list[str], in_subfolder: bool = False) -> dict:
             set_backend(args.backend)
         except BackendUnavailable as error:
             parser.error(str(error))
-    out = Path("runs") / name if args.out is None else args.out / name if in_subfolder else args.out
+    default = Path("runs") / "quick" / name if args.quick else Path("runs") / name  # a smoke run never overwrites
+    out = default if args.out is None else args.out / name if in_subfolder else args.out
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     report = Report(name, out, args.quick, config)
     module.run(args, report)

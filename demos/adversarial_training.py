@@ -31,11 +31,15 @@ DESCRIPTION = "the MNIST CNN trained plain, PGD-AT, TRADES, ALP and MART at eps 
 FRAMEWORKS = {"plain": None, "PGD-AT": objectives.PGDAT, "TRADES": objectives.TRADES, "ALP": objectives.ALP,
               "MART": objectives.MART}
 MODELS = {"madry": sn.nn.models.madry_mnist_cnn, "small": sn.nn.models.mnist_cnn}
-MADRY_PGD_ACCURACY = 0.89  # Madry et al. 2018, MNIST, eps 0.3, PGD (their larger CNN, full training set)
+MADRY_PGD_ACCURACY = 0.89  # Madry et al. 2018, MNIST, eps 0.3: 89.3% against their strongest PGD (full training set)
 # Arguments that a checkpoint's name leaves out: evaluation only, and (for the main stage) the final stage's.
 EVALUATION_ONLY = ("frameworks", "eval_size", "eval_steps", "train_eval_size", "targets")
 FINAL_STAGE = ("final_epochs", "final_steps", "final_lr")
+# Part of the final stage's checkpoint name beside the arguments: what its attack keeps of each example, so that a
+# final stage trained when APGD kept the evaluation's first misclassified iterate is never resumed as this one.
+FINAL_ATTACK = "highest-loss iterate of every example"
 TARGETS = {"plain_pgd40": 0.02, "pgd_at_worst_case": 0.88, "pgd_at_clean": 0.97}
+TARGET_EPS = 0.3  # the radius of the targets and of Madry et al.'s figure: at another eps they are not shown
 
 
 def add_arguments(parser) -> None:
@@ -139,6 +143,7 @@ def _stage(name, model, args, loader, test, report, final: bool) -> list[dict]:
         callbacks.append(RobustMonitor(monitor, args.eps, args.seed, average))
     optimizer = sn.optim.Adam(model.parameters(), lr=lr)
     settings = {k: v for k, v in vars(args).items() if k not in EVALUATION_ONLY + (() if final else FINAL_STAGE)}
+    settings |= {"final_attack": FINAL_ATTACK} if final else {}
     checkpoint = checkpoint_path(report.out, f"{name}_{args.model}{'_final' if final else ''}", settings)
     print(f"training {name} ({epochs} epochs{', final stage' if final else ''})", flush=True)
     history = sn.training.fit(model, loader, test, _objective(name, args, final), optimizer,
@@ -206,13 +211,14 @@ def run(args, report) -> None:
                      "train min": sum(r["seconds"] for r in histories[name]) / 60})
         curves[name] = _robustness_curve(model, evaluation.x, evaluation.y, epsilons, min(20, args.eval_steps),
                                          args.seed)
-        key = name.lower().replace("-", "_")
-        report.metric(f"{key}_clean_accuracy", result["clean"], TARGETS["pgd_at_clean"] if name == "PGD-AT" else None)
+        key, judged = name.lower().replace("-", "_"), args.eps == TARGET_EPS
+        report.metric(f"{key}_clean_accuracy", result["clean"],
+                      TARGETS["pgd_at_clean"] if name == "PGD-AT" and judged else None)
         report.metric(f"{key}_worst_case_accuracy_eps{args.eps}", result["worst_case"][0],
-                      MADRY_PGD_ACCURACY if name == "PGD-AT" else None)
+                      MADRY_PGD_ACCURACY if name == "PGD-AT" and judged else None)
         if name == "plain":
             report.metric(f"plain_{pgd_name.lower().replace('-', '')}_accuracy_eps{args.eps}", rows[-1][pgd_name],
-                          TARGETS["plain_pgd40"])
+                          TARGETS["plain_pgd40"] if judged else None)
 
     report.section(f"Accuracy under attack at eps = {args.eps} on {len(evaluation)} test images", markdown_table(
         list(rows[0]), [list(r.values()) for r in rows]) + "\n\nEach attack runs on every correctly classified "
@@ -253,10 +259,13 @@ def _verdict(rows, args, histories) -> str:
                     f"at eps {_train_eps(args)} inside training{final}), {best['model']} has the highest "
                     f"worst-case accuracy at eps = {args.eps}: {best['worst case']:.4f}.")
     for r in rows:
-        if r["model"] == "PGD-AT":
+        if r["model"] == "PGD-AT" and args.eps == TARGET_EPS:
             met = r["worst case"] >= TARGETS["pgd_at_worst_case"] and r["clean"] >= TARGETS["pgd_at_clean"]
             text.append(f"PGD-AT: {r['clean']:.4f} clean and {r['worst case']:.4f} worst case; the targets (97% "
-                        f"clean, 88% worst case) are {'met' if met else 'NOT met'}.")
+                        f"clean, 88% worst case at eps {TARGET_EPS}) are {'met' if met else 'NOT met'}.")
+        elif r["model"] == "PGD-AT":
+            text.append(f"PGD-AT: {r['clean']:.4f} clean and {r['worst case']:.4f} worst case; the targets are for "
+                        f"eps {TARGET_EPS}, so this run at eps {args.eps} is not judged against them.")
     for r in robust:
         if "worst case, train" in r:
             train = r["worst case, train"]
