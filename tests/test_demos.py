@@ -53,11 +53,11 @@ def test_running_all_fails_when_a_demo_records_a_non_finite_or_no_metric(tmp_pat
 
 
 def test_a_quick_run_writes_beside_the_full_runs_report_not_over_it(tmp_path, monkeypatch):
-    (tmp_path / "fake_demos.py").write_text(
+    (tmp_path / "fake_quick_demo.py").write_text(
         "DESCRIPTION = 'records its mode'\ndef add_arguments(parser):\n    pass\n"
         "def run(args, report):\n    report.metric('quick', float(args.quick))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr("demos.__main__.DEMOS", {"fake": "fake_demos"})
+    monkeypatch.setattr("demos.__main__.DEMOS", {"fake": "fake_quick_demo"})
     monkeypatch.chdir(tmp_path)
     assert main(["fake"]) == 0 and main(["fake", "--quick"]) == 0
     full, quick = (json.loads((tmp_path / path / "results.json").read_text())
