@@ -334,7 +334,8 @@ def grad(output: Tensor, inputs, grad_output=None) -> list[np.ndarray]:
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise ValueError(f"inputs[{i}] must be a Tensor with requires_grad=True")
-    return _backpropagate(_topological_order(output), _seed(output, grad_output), inputs)
+    # copies: two inputs may share one gradient array, and a sum's is a read-only broadcast view
+    return [np.array(g) for g in _backpropagate(_topological_order(output), _seed(output, grad_output), inputs)]
 
 
 def as_tensor(value, dtype=None) -> Tensor:

@@ -138,3 +138,32 @@ def test_scalar_results_keep_their_dtype(dtype):
     loss = sn.Tensor(np.array(2.0, dtype=dtype)).mean()
     for result in (6.0 * loss, loss + 1.0, loss * loss, 1.0 - loss, loss / 3.0):
         assert result.dtype == dtype
+
+
+def test_the_backward_uses_the_labels_condition_and_index_the_forward_saw():
+    """Arrays that an op keeps for its backward are its own: a caller refilling a label, mask or index buffer
+    between forward and backward (a preallocated batch) must not change the gradient."""
+    z = sn.Tensor(np.zeros((1, 3)), requires_grad=True)
+    labels, mask, index, listed = np.array([0]), np.array([True, False, False]), np.array([0, 0, 1]), [0, 0, 1]
+    outputs = [sn.functional.cross_entropy(z, labels), sn.functional.where(mask, z[0], 0.0).sum(),
+               z[0][index].sum(), z[0][listed].sum()]
+    labels[0], mask[:], index[:], listed[:] = 2, True, 2, [2, 2, 2]
+    expected = [[-2 / 3, 1 / 3, 1 / 3], [1, 0, 0], [2, 1, 0], [2, 1, 0]]
+    for out, want in zip(outputs, expected, strict=True):
+        (g,) = sn.grad(out, [z])
+        np.testing.assert_allclose(g[0], want)
+
+
+def test_grad_returns_a_writable_array_of_its_own_for_each_input():
+    a, b = sn.Tensor(np.ones(3), requires_grad=True), sn.Tensor(np.ones(3), requires_grad=True)
+    ga, gb = sn.grad(sn.functional.sum(a + b), [a, b])
+    ga *= 5  # a sum's gradient is a broadcast view, and a + b passes the same array to both
+    np.testing.assert_array_equal(gb, [1, 1, 1])
+
+
+def test_the_gradient_of_a_zeroth_power_is_zero_even_at_zero():
+    """d(x^0)/dx = 0 everywhere (x^0 = 1), not 0 * x^-1 = NaN at x = 0; other exponents are unchanged."""
+    x = sn.Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    for exponent, want in ((0.0, [0, 0]), (2.0, [0, 4]), (3.0, [0, 12])):
+        (g,) = sn.grad(F.sum(x**exponent), [x])
+        np.testing.assert_array_equal(g, want)

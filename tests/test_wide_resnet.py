@@ -10,6 +10,7 @@ import scratchnet as sn
 import scratchnet.functional as F
 from scratchnet.backend import use_backend
 from scratchnet.nn import WideResNet, wide_resnet_parameters
+from scratchnet.nn.blocks import PreActBlock
 
 
 @pytest.mark.parametrize("depths, widths, millions, exact", [
@@ -125,3 +126,16 @@ def test_bad_arguments_are_named():
 
 def test_public_name():
     assert sn.nn.WideResNet is WideResNet
+
+
+def test_the_blocks_of_a_network_draw_different_dropout_masks():
+    """Each PreActBlock seeds its Dropout from the block's own generator: with one seed for all, every block of
+    the same shape would drop the same units at every step."""
+    rng = np.random.default_rng(0)
+    first, second = (PreActBlock(4, 4, dropout=0.5, rng=rng).train() for _ in range(2))
+    x = sn.Tensor(np.ones((2, 4, 5, 5), np.float32))
+    assert first.dropout.seed != second.dropout.seed
+    assert not np.array_equal(first.dropout(x).data, second.dropout(x).data)
+    plain = PreActBlock(4, 4, rng=np.random.default_rng(1))
+    dropping = PreActBlock(4, 4, dropout=0.5, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(plain.conv2.weight.data, dropping.conv2.weight.data)  # the same initialization

@@ -79,17 +79,21 @@ def div(a, b) -> Tensor:
 
 
 def pow(a, b) -> Tensor:  # noqa: A001 - the op's name
-    """a ** b. d/da = b a^(b-1); d/db = a^b log a, taken as 0 where a <= 0 (a^b is not smooth in b there)."""
+    """a ** b. d/da = b a^(b-1), 0 where b = 0 (a^0 = 1 is constant, also at a = 0, where a^-1 is infinite);
+    d/db = a^b log a, taken as 0 where a <= 0 (a^b is not smooth in b there)."""
     a, b = operands(a, b, "pow")
     out = a.data**b.data
+
+    def vjp_a(g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(b.data == 0, 0, b.data * a.data ** (b.data - 1))
+        return unbroadcast(g * slope.astype(out.dtype, copy=False), a.shape)
 
     def vjp_b(g):
         log_a = np.log(np.where(a.data > 0, a.data, 1))
         return unbroadcast(g * out * log_a, b.shape)
 
-    return Tensor.from_op(
-        out, [(a, lambda g: unbroadcast(g * b.data * a.data ** (b.data - 1), a.shape)), (b, vjp_b)], "pow"
-    )
+    return Tensor.from_op(out, [(a, vjp_a), (b, vjp_b)], "pow")
 
 
 def neg(x: Tensor) -> Tensor:
@@ -147,8 +151,9 @@ def clip(x: Tensor, low=None, high=None) -> Tensor:
 
 
 def where(condition, a, b) -> Tensor:
-    """a where `condition` holds, else b (condition: a bool array or Tensor, not differentiated)."""
-    condition = np.asarray(raw(condition))
+    """a where `condition` holds, else b (condition: a bool array or Tensor, not differentiated; copied, since
+    the backward reads it)."""
+    condition = np.array(raw(condition))
     if condition.dtype != np.bool_:
         raise TypeError(f"where: condition must be boolean, got dtype {condition.dtype}")
     a, b = operands(a, b, "where")

@@ -29,7 +29,8 @@ def _check_logits(logits: Tensor, op: str, name: str = "logits") -> None:
 
 
 def _check_labels(y, logits: Tensor, op: str) -> np.ndarray:
-    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    """The labels as an array of their own (a backward reads them later; the caller may refill theirs)."""
+    y = np.array(y.data if isinstance(y, Tensor) else y)
     if y.ndim != 1 or y.shape[0] != logits.shape[0]:
         raise ValueError(f"{op}: y must be 1-D with one label per row of logits {logits.shape}, got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from scratchnet.tensor import Tensor
+from scratchnet.tensor import FLOAT_DTYPES, Tensor
 
 
 def batch_norm(x: Tensor, running_mean: np.ndarray, running_var: np.ndarray, weight: Tensor | None = None,
@@ -17,6 +17,11 @@ def batch_norm(x: Tensor, running_mean: np.ndarray, running_var: np.ndarray, wei
     """
     if x.ndim not in (2, 4):
         raise ValueError(f"batch_norm: x must be [N, C] or [N, C, H, W], got shape {x.shape}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"batch_norm: x must be float32 or float64, got dtype {x.dtype}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:  # as every other op: no silent promotion to float64
+            raise TypeError(f"batch_norm: x is {x.dtype} but {name} is {t.dtype}; cast one of them first")
     channels = x.shape[1]
     for name, array in (("running_mean", running_mean), ("running_var", running_var)):
         if array.shape != (channels,):

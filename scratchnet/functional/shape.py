@@ -44,12 +44,19 @@ def _picks_once(index) -> bool:
     )
 
 
+def _own(index):
+    """The index with every array or list part as an array of its own: the backward reads it later, and a caller
+    may have refilled its array by then."""
+    if isinstance(index, tuple):
+        return tuple(_own(p) for p in index)
+    if isinstance(index, Tensor | np.ndarray | list):
+        return np.array(index.data if isinstance(index, Tensor) else index)
+    return index
+
+
 def getitem(x: Tensor, index) -> Tensor:
     """x[index] with NumPy semantics; an index array may repeat entries, whose gradients then add up."""
-    if isinstance(index, tuple):
-        index = tuple(p.data if isinstance(p, Tensor) else p for p in index)
-    elif isinstance(index, Tensor):
-        index = index.data
+    index = _own(index)
     once = _picks_once(index)
 
     def vjp(g):

@@ -23,10 +23,12 @@ class PreActBlock(Module):
         self.bn1 = BatchNorm2d(in_channels)
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False, rng=rng)
         self.bn2 = BatchNorm2d(out_channels)
-        self.dropout = Dropout(dropout) if dropout > 0 else None
         self.conv2 = Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False, rng=rng)
         projects = in_channels != out_channels or stride != 1
         self.shortcut = Conv2d(in_channels, out_channels, 1, stride, bias=False, rng=rng) if projects else None
+        # a seed of the block's own, drawn last (the convs' initialization is the same with or without dropout),
+        # so that the blocks of a network do not all drop the same units
+        self.dropout = Dropout(dropout, seed=int(rng.integers(2**31))) if dropout > 0 else None
 
     def forward(self, x):
         x = as_tensor(x)
