@@ -134,6 +134,8 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
                              f"the settings that wrote it, or move it away ({error})") from error
 
     batches = len(train)
+    if batches == 0:  # every epoch would be empty, and its record a loss of 0 from no step at all
+        raise ValueError("fit: the loader has no batches (fewer examples than batch_size with drop_last?)")
     while state.epoch < epochs and not state.stop:
         record = _train_epoch(model, train, objective, optimizer, schedule, callbacks, state, batches, seed,
                               progress, epochs)

@@ -96,9 +96,11 @@ def test_a_stream_runs_endless_passes_independent_of_the_epoch_order(n, batch_si
         ys = np.concatenate([y for _, y in drawn[k * len(loader):(k + 1) * len(loader)]])
         assert sorted(ys.tolist()) == list(range(n))
     assert all(np.array_equal(y, ry) for (_, y), (_, ry) in zip(drawn, again, strict=True))  # (seed, epoch) only
-    if n >= 12:  # the stream's order is not the epoch's (12! orders: a coincidence has probability 2e-9)
+    if n >= 12:  # the stream's order is not the epoch's (12! orders: a coincidence has probability 2e-9)...
         first_pass = np.concatenate([y for _, y in drawn[:len(loader)]])
         assert not np.array_equal(first_pass, np.concatenate([y for _, y in loader.epoch(epoch)]))
+        # ...nor drawn from the bits of fit's generator for step 1 of the epoch, default_rng([seed, epoch, 1])
+        assert not np.array_equal(first_pass, np.random.default_rng([seed, epoch, 1]).permutation(n))
 
 
 def test_augmentation_never_alters_the_dataset():

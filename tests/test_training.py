@@ -124,3 +124,12 @@ def test_the_objective_is_pluggable_and_a_diverging_loss_stops_training():
     with pytest.raises(ValueError, match="the loss became inf"):
         fit(model, BatchLoader(blobs(), 128, seed=0), objective=explode,
             optimizer=optim.SGD(model.parameters(), 0.1), epochs=1, progress=False)
+
+
+def test_fit_refuses_a_loader_with_no_batches():
+    """40 examples in batches of 64 with drop_last: no step would run, and the history would record a loss of 0."""
+    data = ArrayDataset(np.zeros((40, 3), np.float32), np.zeros(40, int))
+    model = nn.models.mlp([3, 2], seed=0)
+    with pytest.raises(ValueError, match="no batches"):
+        fit(model, BatchLoader(data, 64, drop_last=True), optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=1,
+            progress=False)

@@ -12,6 +12,10 @@ import numbers
 
 import numpy as np
 
+# The stream's generators are keyed [seed, STREAM, e, k]: the tag ("STRM" in ASCII) keeps them apart from `fit`'s
+# per-step generators [seed, epoch, step], which [seed, e, k] would equal (the same bits drawn twice).
+STREAM = 0x5354524D
+
 
 class ArrayDataset:
     """Examples as two aligned arrays: inputs `x` and labels `y`, example i being (x[i], y[i])."""
@@ -81,16 +85,17 @@ class BatchLoader:
 
     def stream(self, e: int):
         """An endless iterator of batches that draws independently of epoch e's order: passes over the data
-        shuffled by `default_rng([seed, e, k])` for k = 1, 2, ... (Entropy-SGD's inner steps draw from it, each a
-        new minibatch). It depends on (seed, e) only, so a resumed run draws the same batches."""
+        shuffled by `default_rng([seed, STREAM, e, k])` for k = 1, 2, ... (Entropy-SGD's inner steps draw from it,
+        each a new minibatch). It depends on (seed, e) only, so a resumed run draws the same batches."""
         _check_count("epoch", e, 0)
         if len(self) == 0:  # endless passes over no batches would never yield
             raise ValueError(f"stream: the loader has no batches ({len(self.dataset)} examples, batch_size "
                              f"{self.batch_size}, drop_last={self.drop_last})")
-        return itertools.chain.from_iterable(self._batches(e, k) for k in itertools.count(1))
+        return itertools.chain.from_iterable(self._batches(STREAM, e, k) for k in itertools.count(1))
 
-    def _batches(self, e: int, *key: int):
-        rng = np.random.default_rng([self.seed, e, *key])
+    def _batches(self, *key: int):
+        """One pass over the data, shuffled and augmented by default_rng([seed, *key])."""
+        rng = np.random.default_rng([self.seed, *key])
         n = len(self.dataset)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
