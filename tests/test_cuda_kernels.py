@@ -184,6 +184,30 @@ def test_lp_dist_passes_a_nan_on_as_the_cpu_does(dtype):
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [1.0, np.inf])
+def test_a_nan_coordinate_gives_nan_gradients_as_on_the_cpu(dtype, p):
+    """A NaN in x: the l-inf backward (and lp's at p = 1, where the power is 1) multiply gy by sign(d) = NaN, as
+    the CPU does; the GPU took sign(NaN) for 0 and gave finite, plausible gradients."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 5)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    x[0, 1] = np.nan
+    kernels = gpu("linf_dist")
+    if p == np.inf:
+        y, index = linf_dist.linf_dist_forward(x, w)
+        got, want = kernels.linf_dist_backward(np.ones_like(y), x, w, index), linf_dist.linf_dist_backward(
+            np.ones_like(y), x, w, index)
+    else:
+        y = linf_dist.lp_dist_forward(x, w, p)
+        got, want = kernels.lp_dist_backward(np.ones_like(y), x, w, y, p), linf_dist.lp_dist_backward(
+            np.ones_like(y), x, w, y, p)
+    assert np.isnan(want[0]).any()
+    for g, c in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(c))
+        np.testing.assert_allclose(g[~np.isnan(c)], c[~np.isnan(c)], **LP_CLOSE[dtype])
+
+
+@needs_cuda
 def test_the_drawn_sizes_cross_the_kernels_tiles():
     assert gpu("launch").TILE == TILE
 

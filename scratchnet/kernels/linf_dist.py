@@ -337,8 +337,10 @@ def lp_dist_forward(x, w, p):
 
 @njit(cache=True, inline="always")
 def _coefficients(gy, y, b, i, valid):
-    """(1 / y, gy) of output (b, i), or (0, 0) for an output that passes no gradient: y = 0 or not `valid`."""
-    if valid and y[b, i] > 0:
+    """(1 / y, gy) of output (b, i), or (0, 0) for an output that passes no gradient: y = 0 or not `valid`. A NaN
+    y passes on (1 / y = NaN), as in the reference: at p = 1, whose gradient sign(d) does not read y, the other
+    coordinates keep theirs."""
+    if valid and not y[b, i] <= 0:
         return ONE / y[b, i], gy[b, i]
     return ZERO * y[b, i], ZERO * gy[b, i]
 

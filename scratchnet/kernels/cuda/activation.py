@@ -19,7 +19,7 @@ def _relu_backward(g, y, out):
     """Thread layout: one thread per element of the flat arrays, THREADS per block."""
     t = cuda.grid(1)
     if t < g.size:
-        out[t] = g[t] if y[t] > 0 else 0
+        out[t] = g[t] if y[t] > 0 else g.dtype.type(0)
 
 
 def relu_forward(x):

@@ -30,7 +30,7 @@ def _column(x, geometry, tap, position):
     c, i, j = tap // (kh * kw), tap // kw % kh, tap % kw
     n, t1, t2 = position // (oh * ow), position // ow % oh, position % ow
     u, v = t1 * s + i - p, t2 * s + j - p
-    return x[n, c, u, v] if 0 <= u < h and 0 <= v < wd else 0
+    return x[n, c, u, v] if 0 <= u < h and 0 <= v < wd else x.dtype.type(0)
 
 
 @cuda.jit(device=True, inline=True)
@@ -56,7 +56,7 @@ def _strided_grad(gy, geometry, k, pixel):
     n, u, v = pixel // (h * wd), pixel // wd % h, pixel % wd
     a, b = u + p - i, v + p - j
     if a < 0 or b < 0 or a % s or b % s or a // s >= oh or b // s >= ow:
-        return 0
+        return gy.dtype.type(0)
     return gy[n, f, a // s, b // s]
 
 
@@ -91,8 +91,8 @@ def _tiled_product(dtype, load_a, load_b):
         total = dtype(0)
         for k0 in range(0, depth, TILE):
             # every thread loads, also past the edges (as zero), and reaches both barriers
-            a_tile[ty, tx] = load_a(a, geometry, r, k0 + tx) if r < rows and k0 + tx < depth else 0
-            b_tile[ty, tx] = load_b(b, geometry, k0 + ty, q) if k0 + ty < depth and q < cols else 0
+            a_tile[ty, tx] = load_a(a, geometry, r, k0 + tx) if r < rows and k0 + tx < depth else dtype(0)
+            b_tile[ty, tx] = load_b(b, geometry, k0 + ty, q) if k0 + ty < depth and q < cols else dtype(0)
             cuda.syncthreads()
             for k in range(TILE):
                 total += a_tile[ty, k] * b_tile[k, tx]

@@ -37,13 +37,14 @@ from scratchnet.kernels.cuda.launch import (
 @cuda.jit(device=True, inline=True)
 def _load(tile, a, r, k):
     """tile[ty, tx] = a[r, k], or 0 outside a."""
-    tile[cuda.threadIdx.y, cuda.threadIdx.x] = a[r, k] if r < a.shape[0] and k < a.shape[1] else 0
+    tile[cuda.threadIdx.y, cuda.threadIdx.x] = a[r, k] if r < a.shape[0] and k < a.shape[1] else a.dtype.type(0)
 
 
 @cuda.jit(device=True, inline=True)
 def _times_sign(g, d):
-    """g sign(d), in g's dtype (g - g: 0, or NaN for an infinite g, as g * 0 would give)."""
-    return g if d > 0 else -g if d < 0 else g - g
+    """g sign(d), in g's dtype (g - g: 0, or NaN for an infinite g, as g * 0 would give; a NaN d gives NaN, as
+    the CPU's g * np.sign(d))."""
+    return g if d > 0 else -g if d < 0 else g - g if d == d else d
 
 
 @cuda.jit(device=True, inline=True)

@@ -43,7 +43,7 @@ def _max_pool(x, kernel, stride, padding, y, argmax):
     n, c, i, j = _unflatten(t, chans, y.shape[2], y.shape[3])
     r0, r1 = _window(i, stride, padding, kernel, h)
     q0, q1 = _window(j, stride, padding, kernel, w)
-    best, at = -np.inf, -1
+    best, at = x.dtype.type(-np.inf), -1  # typed: a float64 -inf would make every comparison a float64 one
     for r in range(r0, r1):
         for q in range(q0, q1):
             v = x[n, c, r, q]
