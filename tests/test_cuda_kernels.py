@@ -10,6 +10,7 @@ sums in another order than the CPU are compared to a tolerance; everything else 
 """
 
 import importlib
+import math
 import os
 import subprocess
 import sys
@@ -36,6 +37,8 @@ DTYPES = [np.float32, np.float64]
 # the side of the tiled kernels' square blocks (kernels/cuda/launch.py): the drawn sizes reach past one tile, so
 # that a second tile, a shorter last tile and a second block run on the simulator's small tiles and on a GPU's
 TILE = 4 if SIMULATED else 16
+# the threads per block of the one-dimensional kernels: some sizes below are set from it, to reach past two blocks
+THREADS = 32 if SIMULATED else 256
 
 
 def gpu(family):
@@ -209,7 +212,29 @@ def test_a_nan_coordinate_gives_nan_gradients_as_on_the_cpu(dtype, p):
 
 @needs_cuda
 def test_the_drawn_sizes_cross_the_kernels_tiles():
-    assert gpu("launch").TILE == TILE
+    assert (gpu("launch").TILE, gpu("launch").THREADS) == (TILE, THREADS)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pooling_and_relu_match_the_cpu_past_two_blocks(dtype):
+    """The drawn images hold fewer values than a GPU's block: here the pooled outputs (one thread each) and the
+    ReLU's inputs run over more than two blocks of THREADS, the last one partial."""
+    side = 2 * math.ceil(math.sqrt(THREADS)) + 2
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, (1, 2, side, side)).astype(dtype)  # ties: the first maximal pixel wins on both
+    y, argmax = pool.max_pool2d_forward(x, 2, 2, 0)
+    assert y.size > 2 * THREADS and y.size % THREADS
+    cuda_pool, cuda_relu = gpu("pool"), gpu("activation")
+    got_y, got_argmax = cuda_pool.max_pool2d_forward(x, 2, 2, 0)
+    assert_same(got_y, y)
+    assert_same(got_argmax, argmax)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(cuda_pool.max_pool2d_backward(gy, argmax, x.shape), pool.max_pool2d_backward(gy, argmax, x.shape))
+    r = activation.relu_forward(x)
+    assert_same(cuda_relu.relu_forward(x), r)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    assert_same(cuda_relu.relu_backward(g, r), activation.relu_backward(g, r))
 
 
 @needs_cuda
@@ -229,7 +254,7 @@ def test_interval_bounds_keep_a_nan_as_the_cpu_does(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nans", [False, True])
 @PER_CASE
-@given(shape=st.sampled_from([(1, 1), (2, 5), (3, 2, 7), (2, 40)]), seed=st.integers(0, 2**32 - 1))
+@given(shape=st.sampled_from([(1, 1), (2, 5), (3, 2, 7), (2, THREADS + 8)]), seed=st.integers(0, 2**32 - 1))
 def test_attack_steps_and_projections_match_the_cpu(dtype, shape, seed, nans):
     rng = np.random.default_rng(seed)
     x = rng.random(shape).astype(dtype)
