@@ -145,13 +145,22 @@ def test_the_backward_uses_the_labels_condition_and_index_the_forward_saw():
     between forward and backward (a preallocated batch) must not change the gradient."""
     z = sn.Tensor(np.zeros((1, 3)), requires_grad=True)
     labels, mask, index, listed = np.array([0]), np.array([True, False, False]), np.array([0, 0, 1]), [0, 0, 1]
+    constant = np.array([1.0, 2.0, 3.0])
     outputs = [sn.functional.cross_entropy(z, labels), sn.functional.where(mask, z[0], 0.0).sum(),
-               z[0][index].sum(), z[0][listed].sum()]
-    labels[0], mask[:], index[:], listed[:] = 2, True, 2, [2, 2, 2]
-    expected = [[-2 / 3, 1 / 3, 1 / 3], [1, 0, 0], [2, 1, 0], [2, 1, 0]]
+               z[0][index].sum(), z[0][listed].sum(), (z[0] * constant).sum()]
+    labels[0], mask[:], index[:], listed[:], constant[:] = 2, True, 2, [2, 2, 2], 7
+    expected = [[-2 / 3, 1 / 3, 1 / 3], [1, 0, 0], [2, 1, 0], [2, 1, 0], [1, 2, 3]]
     for out, want in zip(outputs, expected, strict=True):
         (g,) = sn.grad(out, [z])
         np.testing.assert_allclose(g[0], want)
+
+
+def test_an_empty_list_index_picks_nothing():
+    z = sn.Tensor(np.ones((2, 3)), requires_grad=True)
+    picked = z[[]]
+    assert picked.shape == (0, 3) and z[[], 0].shape == (0,)
+    (g,) = sn.grad(picked.sum(), [z])
+    np.testing.assert_array_equal(g, np.zeros((2, 3)))
 
 
 def test_grad_returns_a_writable_array_of_its_own_for_each_input():

@@ -12,8 +12,8 @@ import numbers
 
 import numpy as np
 
-# The stream's generators are keyed [seed, STREAM, e, k]: the tag ("STRM" in ASCII) keeps them apart from `fit`'s
-# per-step generators [seed, epoch, step], which [seed, e, k] would equal (the same bits drawn twice).
+# The stream's generators are keyed [seed, STREAM, e, k]: the tag ("STRM" in ASCII) keeps them apart from the
+# other passes' and from any other key [seed, e, k] (the same bits drawn twice).
 STREAM = 0x5354524D
 
 

@@ -22,10 +22,11 @@ def operands(a, b, op: str, broadcast: bool = True) -> tuple[Tensor, Tensor]:
     """
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: needs at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+    # a constant is copied: the backward reads it later, and the caller may have changed their array by then
     if not isinstance(a, Tensor):
-        a = Tensor(np.asarray(a, dtype=b.dtype if b.dtype in FLOAT_DTYPES else None))
+        a = Tensor(np.array(a, dtype=b.dtype if b.dtype in FLOAT_DTYPES else None))
     if not isinstance(b, Tensor):
-        b = Tensor(np.asarray(b, dtype=a.dtype if a.dtype in FLOAT_DTYPES else None))
+        b = Tensor(np.array(b, dtype=a.dtype if a.dtype in FLOAT_DTYPES else None))
     a_float, b_float = a.dtype in FLOAT_DTYPES, b.dtype in FLOAT_DTYPES
     if a_float and b_float and a.dtype != b.dtype:
         raise TypeError(f"{op}: operands have dtypes {a.dtype} and {b.dtype}; cast one of them first")

@@ -49,8 +49,10 @@ def _own(index):
     may have refilled its array by then."""
     if isinstance(index, tuple):
         return tuple(_own(p) for p in index)
-    if isinstance(index, Tensor | np.ndarray | list):
+    if isinstance(index, Tensor | np.ndarray):
         return np.array(index.data if isinstance(index, Tensor) else index)
+    if isinstance(index, list):  # an empty list picks nothing; np.array([]) would be a float array, not an index
+        return np.array(index) if index else np.array([], np.intp)
     return index
 
 
