@@ -86,6 +86,7 @@ def _save_checkpoint(path: Path, state: FitState, callbacks) -> None:
     for prefix, callback in _stateful(callbacks).items():
         arrays.update({prefix + k: v for k, v in callback.state_dict().items()})
     arrays["fit/epoch"], arrays["fit/step"] = np.array(state.epoch), np.array(state.step)
+    arrays["fit/stop"] = np.array(state.stop)  # a run a callback ended stays ended when resumed
     arrays["fit/history"] = np.array(json.dumps(state.history))
     save_arrays(arrays, path)
 
@@ -101,6 +102,7 @@ def _load_checkpoint(path: Path, state: FitState, callbacks) -> None:
     for prefix, callback in _stateful(callbacks).items():
         callback.load_state_dict(part(prefix))
     state.epoch, state.step = int(arrays["fit/epoch"]), int(arrays["fit/step"])
+    state.stop = bool(arrays["fit/stop"]) if "fit/stop" in arrays else False  # not in older checkpoints
     state.history = json.loads(str(arrays["fit/history"]))
 
 

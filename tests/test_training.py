@@ -104,6 +104,18 @@ def test_callbacks_see_every_step_and_can_stop_training():
     assert recorder.times == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
 
 
+def test_a_run_a_callback_stopped_stays_stopped_when_resumed(tmp_path):
+    class StopAfterOne(Callback):
+        def on_epoch_end(self, state):
+            state.stop = True
+
+    model, path = small_model(), tmp_path / "run.npz"
+    loader, optimizer = BatchLoader(blobs(), 64, seed=0), optim.SGD(model.parameters(), lr=0.1)
+    fit(model, loader, optimizer=optimizer, epochs=4, callbacks=[StopAfterOne()], checkpoint=path, progress=False)
+    history = fit(model, loader, optimizer=optimizer, epochs=4, checkpoint=path, resume=True, progress=False)
+    assert len(history) == 1
+
+
 def test_the_objective_is_pluggable_and_a_diverging_loss_stops_training():
     calls = []
 
