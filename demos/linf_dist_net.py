@@ -166,6 +166,23 @@ class AccuracyMonitor(sn.training.Callback):
         record["argmax_used_weights"] = used_weight_share(indices, model)
         self.previous = indices
 
+    def state_dict(self) -> dict:
+        """The argmax indices later epochs compare with (saved in the checkpoint, so that a resumed run reports
+        what an uninterrupted one would)."""
+        state = {f"previous/{k}": a for k, a in enumerate(self.previous or [])}
+        if self.first_at_infinity is not None:
+            epoch, indices = self.first_at_infinity
+            state |= {f"first_at_infinity/{k}": a for k, a in enumerate(indices)}
+            state["first_at_infinity_epoch"] = np.array(epoch)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        def layers(name):
+            return [state[f"{name}/{k}"] for k in range(len(state)) if f"{name}/{k}" in state] or None
+
+        self.previous, first = layers("previous"), layers("first_at_infinity")
+        self.first_at_infinity = None if first is None else (int(state["first_at_infinity_epoch"]), first)
+
 
 def _experiments(args) -> list[tuple[str, float]]:
     datasets = list(EPSILONS) if args.dataset == "all" else [args.dataset]

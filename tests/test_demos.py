@@ -279,3 +279,20 @@ def test_the_linf_dist_verdict_names_which_papers_model_it_compares_with():
     assert "the paper's 79.23% (Net+MLP, a stronger model than ours" in fashion and "is met" in fashion
     assert _mnist_split([row("mnist", 0.1, 0.9)]) == "MNIST on the 8,000 / 2,000 split of its test files"
     assert _mnist_split([row("mnist", 0.1, 0.9) | {"train_images": 60000}]) == "MNIST with 60,000 training images"
+
+
+def test_the_linf_dist_monitor_keeps_its_reference_argmaxes_across_a_resume(tmp_path):
+    from demos.linf_dist_net import AccuracyMonitor
+
+    monitor = AccuracyMonitor(None, None, None, 0.1)
+    assert monitor.state_dict() == {}
+    monitor.previous = [np.array([[1, 2]]), np.array([[0]])]
+    monitor.first_at_infinity = (7, [np.array([[3, 4]]), np.array([[1]])])
+    sn.checkpoint.save_arrays(monitor.state_dict(), tmp_path / "state.npz")  # as fit's checkpoint stores it
+    resumed = AccuracyMonitor(None, None, None, 0.1)
+    resumed.load_state_dict(sn.checkpoint.load_arrays(tmp_path / "state.npz"))
+    assert [a.tolist() for a in resumed.previous] == [[[1, 2]], [[0]]]
+    assert resumed.first_at_infinity[0] == 7 and [a.tolist() for a in resumed.first_at_infinity[1]] == [[[3, 4]], [[1]]]
+    fresh = AccuracyMonitor(None, None, None, 0.1)
+    fresh.load_state_dict({})  # a checkpoint from before the monitor saved its state
+    assert fresh.previous is None and fresh.first_at_infinity is None
