@@ -169,10 +169,13 @@ def counts(words: list[str]) -> str:
     return ", ".join(f"{words.count(w)} {w}" for w in EFFECT)
 
 
-def majority(words: list[str]) -> str:
-    """The effect that more than half of the runs show, else 'had mixed effects on'."""
+def majority(words: list[str], what: str) -> str:
+    """'most norm regularizers <the effect> <what>' when more than half of the runs show one effect, else that
+    they had mixed effects on it."""
     top = max(EFFECT, key=words.count)
-    return EFFECT[top] if words.count(top) > len(words) / 2 else "had mixed effects on"
+    if words.count(top) > len(words) / 2:
+        return f"most norm regularizers {EFFECT[top]} {what}"
+    return f"the norm regularizers had mixed effects on {what}"
 
 
 def regularization_verdict(results: dict, n_clean: int, n_robust: int, eps: list[float]) -> str:
@@ -196,8 +199,8 @@ def regularization_verdict(results: dict, n_clean: int, n_robust: int, eps: list
     summary = (f"Of {len(others)} regularized runs, {lowered} lowered the sum of the layers' l1 norms. Against the "
                f"plain model (two standard errors: {n_clean} images clean, {n_robust} attacked), clean accuracy "
                f"(the paper: can improve) {counts(clean)}; APGD-CE accuracy (the paper: slightly lower) "
-               f"{robust_text}. So at this scale most norm regularizers {majority(clean)} clean accuracy and "
-               + " and ".join(f"{majority(w)} robust accuracy at eps {e:g}" for e, w in zip(eps, robust, strict=True))
+               f"{robust_text}. So at this scale {majority(clean, 'clean accuracy')}, and "
+               + " and ".join(majority(w, f"robust accuracy at eps {e:g}") for e, w in zip(eps, robust, strict=True))
                + ".")
     return summary + "\n\n" + "\n".join(lines)
 

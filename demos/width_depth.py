@@ -175,8 +175,9 @@ def _verdict(summary, params, args) -> str:
         line("(2)+(3) at a fixed budget, moving capacity from the last stage to the early ones helps",
              "R-style 6-4-2", "uniform 3-3-3", ("supported", "NOT supported here"))
     if {"depth 2-2-1", "depth 1-1-2"} <= have:
-        line("(3) depth in the early stages beats depth in the last one", "depth 2-2-1", "depth 1-1-2",
-             ("supported", "NOT supported here"))
+        ratio = params["depth 2-2-1"] / params["depth 1-1-2"]
+        line(f"(3) depth in the early stages beats depth in the last one (with {ratio:.2f}x the parameters: the "
+             "two are not of one budget)", "depth 2-2-1", "depth 1-1-2", ("supported", "NOT supported here"))
     lip = sorted(summary, key=lambda k: summary[k]["local Lipschitz"][0])
     lines += ["", f"Local Lipschitz (paper's metric), lowest to highest: {', '.join(lip)}. The paper ties "
               "robustness to a lower Lipschitz constant; the arm with the lowest metric is "

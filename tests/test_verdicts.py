@@ -39,10 +39,11 @@ def test_compare_calls_a_difference_only_beyond_two_standard_errors(reference, n
 
 
 def test_majority_needs_more_than_half():
-    assert layer_norms.majority(["higher", "higher", "lower"]) == "raised"
-    assert layer_norms.majority(["lower", "within noise", "lower"]) == "lowered"
-    assert layer_norms.majority(["higher", "lower"]) == "had mixed effects on"
-    assert layer_norms.majority(["higher", "lower", "within noise", "higher"]) == "had mixed effects on"
+    assert layer_norms.majority(["higher", "higher", "lower"], "x") == "most norm regularizers raised x"
+    assert layer_norms.majority(["lower", "within noise", "lower"], "x") == "most norm regularizers lowered x"
+    assert layer_norms.majority(["higher", "lower"], "x") == "the norm regularizers had mixed effects on x"
+    mixed = layer_norms.majority(["higher", "lower", "within noise", "higher"], "x")
+    assert mixed == "the norm regularizers had mixed effects on x"
 
 
 def _norms(*l1):
@@ -56,3 +57,15 @@ def test_adversarial_norm_verdict_holds_only_when_every_layer_keeps_0_8_of_the_p
     smaller = layer_norms.adversarial_verdict({"plain": plain, "PGD-AT": {"norms": _norms(12.0, 20.0)},
                                                "TRADES": {"norms": _norms(7.9, 30.0)}})
     assert "does not hold at this scale" in smaller and "0.79" in smaller
+
+
+def test_the_width_depth_verdict_says_the_depth_arms_differ_in_size():
+    from argparse import Namespace
+
+    from demos import width_depth
+    arms = ["depth 2-2-1", "depth 1-1-2"]
+    summary = {arm: {"PGD-10": (0.5 + 0.1 * i, 0.01), "local Lipschitz": (1.0 + i, 0.1)} for i, arm in enumerate(arms)}
+    params = {"depth 2-2-1": 56070, "depth 1-1-2": 84630}
+    text = width_depth._verdict(summary, params, Namespace(seeds=3, eval_steps=10, train_size=100, epochs=1,
+                                                           train_steps=3))
+    assert "(with 0.66x the parameters: the two are not of one budget)" in text and "NOT supported here" in text
