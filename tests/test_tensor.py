@@ -176,3 +176,10 @@ def test_the_gradient_of_a_zeroth_power_is_zero_even_at_zero():
     for exponent, want in ((0.0, [0, 0]), (2.0, [0, 4]), (3.0, [0, 12])):
         (g,) = sn.grad(F.sum(x**exponent), [x])
         np.testing.assert_array_equal(g, want)
+
+
+def test_the_gradient_of_a_max_or_min_over_a_nan_goes_to_the_nan():
+    x = sn.Tensor(np.array([[1.0, np.nan, 3.0], [4.0, 5.0, 6.0]]), requires_grad=True)
+    for op, other in ((F.max, [0, 0, 1]), (F.min, [1, 0, 0])):
+        (g,) = sn.grad(op(x, axis=1).sum(), [x])
+        np.testing.assert_array_equal(g, [[0, 1, 0], other])

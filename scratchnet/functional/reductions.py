@@ -40,7 +40,8 @@ def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 
 def _extremum(x: Tensor, axis, keepdims: bool, np_reduce, op: str) -> Tensor:
-    """max or min; the gradient is shared equally among tied extreme entries (a subgradient)."""
+    """max or min; the gradient is shared equally among tied extreme entries (a subgradient). A NaN is the extreme
+    (NumPy's max propagates it), so its gradient goes to the NaN entries, as torch's does."""
     axes = normalize_axes(axis, x.ndim)
     if x.size == 0:
         raise ValueError(f"{op} of an empty tensor of shape {x.shape}")
@@ -48,7 +49,7 @@ def _extremum(x: Tensor, axis, keepdims: bool, np_reduce, op: str) -> Tensor:
     out = kept if keepdims else np.squeeze(kept, axis=axes)
 
     def vjp(g):
-        winners = x.data == kept
+        winners = (x.data == kept) | (np.isnan(x.data) & np.isnan(kept))
         share = winners / winners.sum(axis=axes, keepdims=True)
         return _expand(g, axes, keepdims, x.shape) * share.astype(x.dtype)
 
