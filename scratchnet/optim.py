@@ -11,9 +11,7 @@ import math
 
 import numpy as np
 
-# Entropy-SGD's noise generators are keyed [seed, NOISE, t]: the tag ("NOIS" in ASCII) keeps them apart from the
-# loader's epoch shuffles [seed, e], which [seed, t] would equal.
-NOISE = 0x4E4F4953
+from scratchnet import streams
 
 
 def _check(value: float, name: str, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
@@ -255,8 +253,7 @@ class EntropySGD(Optimizer):
     the objective on a new minibatch each call, as Algorithm 1, so an adversarial objective attacks the inner
     iterate theta'). An outer step thus costs L gradients on L minibatches.
     `weight_decay` adds weight_decay * theta' to the inner gradient, as the reference code. The noise comes from
-    `default_rng([seed, NOISE, t])`, so a run is deterministic for a fixed seed and resumes exactly (the tag keeps
-    it apart from the loader's epoch-t shuffle, default_rng([seed, t])).
+    `streams.generator(seed, "noise", t)`, so a run is deterministic for a fixed seed and resumes exactly.
     """
 
     takes_closure = True
@@ -295,7 +292,7 @@ class EntropySGD(Optimizer):
             closure()
             return self._inner_gradients(active)
 
-        rng = np.random.default_rng([self.seed, NOISE, self.steps])
+        rng = streams.generator(self.seed, "noise", self.steps)
         entropy_grad = local_entropy_gradient(gradient, theta, gamma, self.L, self.inner_lr, self.noise, self.alpha,
                                               rng, first_gradient=self._inner_gradients(active))
         for p, t, g in zip(active, theta, entropy_grad, strict=True):

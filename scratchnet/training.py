@@ -6,8 +6,8 @@ the logits whose accuracy the progress bar reports. The standard objective is cr
 training plugs in an objective that first attacks the batch (`scratchnet.objectives`), without touching the loop.
 An objective with a `schedule(t)` method is told the fractional epoch t before every step, as the learning rate.
 
-Randomness inside a step comes from `step_generator(seed, epoch, step)` and the batches from the loader's own
-per-epoch generator, so a run resumed from a checkpoint repeats exactly what an uninterrupted run would do.
+Randomness inside a step comes from `streams.generator(seed, "step", epoch, step)` and the batches from the
+loader's own per-epoch generator, so a run resumed from a checkpoint repeats exactly what an uninterrupted run would do.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import scratchnet.functional as F
+from scratchnet import streams
 from scratchnet.checkpoint import load_arrays, save_arrays
 from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import Tensor, no_grad
@@ -152,16 +153,6 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
     return state.history
 
 
-# The tag ("STEP" in ASCII) keeps the steps' generators apart from the loader's epoch shuffles default_rng([seed, e]):
-# NumPy's seeding ignores trailing zeros, so [seed, e, 0], step 0's key without it, is the very same generator.
-STEP = 0x53544550
-
-
-def step_generator(seed: int, epoch: int, step: int) -> np.random.Generator:
-    """The generator of one training step (an attack's random start, say): default_rng([seed, STEP, epoch, step])."""
-    return np.random.default_rng([seed, STEP, epoch, step])
-
-
 def _closure(model, objective, batches, rng, callbacks, state):
     """What a step does before the optimizer, as a function: run the objective at the current weights on the next
     batch of `batches` (with the step's rng, so an attack starts afresh) and backpropagate; for optimizers with
@@ -192,7 +183,7 @@ def _train_epoch(model, train, objective, optimizer, schedule, callbacks, state,
             optimizer.lr = schedule(epoch + i / batches)
         if hasattr(objective, "schedule"):  # e.g. an adversarial objective's eps warm-up
             objective.schedule(epoch + i / batches)
-        rng = step_generator(seed, epoch, i)
+        rng = streams.generator(seed, "step", epoch, i)
         loss, logits = objective(model, x, y, rng)
         if not math.isfinite(loss.item()):
             raise ValueError(f"the loss became {loss.item()} at epoch {epoch}, step {i}")

@@ -179,7 +179,7 @@ def test_the_worst_case_on_training_images_is_the_clean_accuracy_at_eps_zero_and
     data = sn.data.ArrayDataset(rng.uniform(0, 1, (64, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 64))
     model = sn.nn.Sequential(sn.nn.Flatten(), sn.nn.Linear(784, 10, rng=np.random.default_rng(1)))
     sn.training.fit(model, sn.data.BatchLoader(data, 16, seed=0), optimizer=sn.optim.Adam(model.parameters(), lr=0.01),
-                    epochs=3, progress=False)
+                    epochs=10, progress=False)  # enough steps to fit most of the 64 random labels
     suite = _attacks(Namespace(eval_steps=5, seed=0, targets=1))
     clean = sn.training.evaluate(model, data)["accuracy"]
     assert clean > 0.5

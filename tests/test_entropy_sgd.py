@@ -4,7 +4,7 @@ the thermal noise, determinism of adversarial training with `fit`, and bad hyper
 import numpy as np
 import pytest
 
-from scratchnet import nn, optim
+from scratchnet import nn, optim, streams
 from scratchnet.data import ArrayDataset, BatchLoader
 from scratchnet.objectives import PGDAT
 from scratchnet.training import fit, standard
@@ -55,7 +55,7 @@ def test_the_thermal_noise_is_sglds_with_the_documented_generator():
     theta, eta, alpha, gamma, noise, seed = np.array([0.5, 0.0]), 0.1, 1.0, 0.3, 0.01, 7
     (got,) = quadratic_step(theta, lr=1.0, L=1, gamma=gamma, scoping=0.0, inner_lr=eta, noise=noise, alpha=alpha,
                             seed=seed)
-    xi = np.random.default_rng([seed, optim.NOISE, 0]).standard_normal(2)  # not [seed, 0]: the loader's epoch 0
+    xi = streams.generator(seed, "noise", 0).standard_normal(2)
     mu = theta - eta * (A @ theta) + noise * np.sqrt(2 * eta) * xi  # alpha = 1: mu is the last SGLD iterate
     np.testing.assert_allclose(got, theta - gamma * (theta - mu), rtol=1e-14)
 

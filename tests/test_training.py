@@ -6,7 +6,7 @@ import pytest
 import scratchnet as sn
 from scratchnet import nn, optim
 from scratchnet.data import ArrayDataset, BatchLoader
-from scratchnet.training import Callback, evaluate, fit, step_generator
+from scratchnet.training import Callback, evaluate, fit
 
 TIMING = ("seconds", "images_per_second")
 
@@ -146,13 +146,3 @@ def test_fit_refuses_a_loader_with_no_batches():
         fit(model, BatchLoader(data, 64, drop_last=True), optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=1,
             progress=False)
 
-
-@pytest.mark.parametrize("epoch", [0, 1, 2])
-def test_a_steps_generator_is_not_the_loaders_epoch_shuffle(epoch):
-    """NumPy's seeding ignores trailing zeros, so a step key [seed, epoch, 0] would be the loader's epoch key
-    [seed, epoch]: the first step's attack start drawn from the very bits of the epoch's shuffle."""
-    data = ArrayDataset(np.zeros((50, 1), np.float32), np.arange(50))
-    order = np.concatenate([y for _, y in BatchLoader(data, 10, seed=0).epoch(epoch)])
-    np.testing.assert_array_equal(order, np.random.default_rng([0, epoch, 0]).permutation(50))  # the trap
-    for step in (0, 1):
-        assert not np.array_equal(order, step_generator(0, epoch, step).permutation(50))

@@ -1,7 +1,7 @@
 """Datasets as arrays, and the minibatch loader that feeds training.
 
 A `BatchLoader` is deterministic and resumable: epoch e's shuffle and augmentation draw only from
-`np.random.default_rng([seed, e])`, so a run restarted at epoch e sees exactly the batches an uninterrupted
+`streams.generator(seed, "shuffle", e)`, so a run restarted at epoch e sees exactly the batches an uninterrupted
 run would, with no generator state to save.
 """
 
@@ -12,9 +12,7 @@ import numbers
 
 import numpy as np
 
-# The stream's generators are keyed [seed, STREAM, e, k]: the tag ("STRM" in ASCII) keeps them apart from the
-# other passes' and from any other key [seed, e, k] (the same bits drawn twice).
-STREAM = 0x5354524D
+from scratchnet import streams
 
 
 class ArrayDataset:
@@ -70,7 +68,7 @@ class BatchLoader:
             raise TypeError(f"augment must be a callable (x_batch, rng) -> x_batch or None, got {augment!r}")
         self.dataset = dataset
         self.batch_size = _check_count("batch_size", batch_size, 1)
-        self.seed = _check_count("seed", seed, 0)  # default_rng([seed, e]) takes non-negative ints only
+        self.seed = _check_count("seed", seed, 0)  # seeding takes non-negative ints only
         self.shuffle, self.drop_last, self.augment = bool(shuffle), bool(drop_last), augment
         self._next_epoch = 0
 
@@ -81,21 +79,22 @@ class BatchLoader:
 
     def epoch(self, e: int):
         """The iterator of epoch `e`'s batches; it depends on (seed, e) only."""
-        return self._batches(_check_count("epoch", e, 0))  # checked now, not at the first next()
+        # checked now, not at the first next()
+        return self._batches(streams.generator(self.seed, "shuffle", _check_count("epoch", e, 0)))
 
     def stream(self, e: int):
         """An endless iterator of batches that draws independently of epoch e's order: passes over the data
-        shuffled by `default_rng([seed, STREAM, e, k])` for k = 1, 2, ... (Entropy-SGD's inner steps draw from it,
-        each a new minibatch). It depends on (seed, e) only, so a resumed run draws the same batches."""
+        shuffled by `streams.generator(seed, "stream", e, k)` for k = 1, 2, ... (Entropy-SGD's inner steps draw
+        from it, each a new minibatch). It depends on (seed, e) only, so a resumed run draws the same batches."""
         _check_count("epoch", e, 0)
         if len(self) == 0:  # endless passes over no batches would never yield
             raise ValueError(f"stream: the loader has no batches ({len(self.dataset)} examples, batch_size "
                              f"{self.batch_size}, drop_last={self.drop_last})")
-        return itertools.chain.from_iterable(self._batches(STREAM, e, k) for k in itertools.count(1))
+        return itertools.chain.from_iterable(self._batches(streams.generator(self.seed, "stream", e, k))
+                                             for k in itertools.count(1))
 
-    def _batches(self, *key: int):
-        """One pass over the data, shuffled and augmented by default_rng([seed, *key])."""
-        rng = np.random.default_rng([self.seed, *key])
+    def _batches(self, rng: np.random.Generator):
+        """One pass over the data, shuffled and augmented by `rng`."""
         n = len(self.dataset)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):

@@ -6,6 +6,7 @@ Every layer accepts a Tensor or a NumPy array.
 import numpy as np
 
 import scratchnet.functional as F
+from scratchnet import streams
 from scratchnet.functional.conv import check_int
 from scratchnet.nn.init import as_rng, default_uniform
 from scratchnet.nn.module import Module, Parameter
@@ -96,8 +97,8 @@ class BatchNorm2d(_BatchNorm):
 
 
 class Dropout(Module):
-    """Inverted dropout. Its masks come from (seed, call number), and the call number is a buffer, so a training
-    run resumed from a checkpoint draws the same masks as one that never stopped."""
+    """Inverted dropout. Its masks come from `streams.generator(seed, "dropout", call number)`, and the call number
+    is a buffer, so a training run resumed from a checkpoint draws the same masks as one that never stopped."""
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()
@@ -109,7 +110,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return as_tensor(x)
-        rng = np.random.default_rng([self.seed, int(self.calls)])
+        rng = streams.generator(self.seed, "dropout", int(self.calls))
         self.calls += 1
         return F.dropout(as_tensor(x), self.p, True, rng)
 
