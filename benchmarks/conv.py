@@ -1,9 +1,10 @@
 """conv2d: the Numba kernels against the NumPy reference (im2col + matmul) and torch's CPU convolution.
 
 The first shape is the issue's (N=128, 32 -> 64 channels, 3x3, 28x28, padding 1, float32), timed pass by pass
-and as forward + backward; the others are the WideResNet's other layer kinds and the MNIST input layer. torch's
-backward passes are `aten.convolution_backward`, which autograd calls, restricted to one gradient each. Before
-timing, each row's results are checked against torch's (`torch_results`: "close" or "MISMATCH").
+and as forward + backward; the others are the WideResNet's other layer kinds and the input layers of an MNIST
+and a CIFAR net (the forward's direct path). torch's backward passes are `aten.convolution_backward`, which
+autograd calls, restricted to one gradient each. Before timing, each row's results are checked against torch's
+(`torch_results`: "close" or "MISMATCH").
 """
 
 import numpy as np
@@ -20,6 +21,7 @@ SHAPES = [
     ("1x1 stride 2 shortcut", 128, 64, 128, 28, 1, 2, 0),
     ("3x3 wide, 7x7 planes", 128, 320, 320, 7, 3, 1, 1),
     ("3x3 one input channel", 128, 1, 32, 28, 3, 1, 1),
+    ("3x3 three input channels", 128, 3, 16, 32, 3, 1, 1),
 ]
 
 

@@ -77,15 +77,20 @@ def test_reference_is_the_definition(problem):
         assert_matches(ours, expected, scale)
 
 
-@settings(deadline=None, max_examples=60)
-@given(problem=conv_problems(), w_bytes=st.sampled_from([conv.W_BYTES, 1]))
-def test_numba_kernels_match_the_reference(problem, w_bytes):
+FORWARD_PATHS = {"as chosen": {}, "row expansion": {"DIRECT_KDIM": 0}, "direct": {"DIRECT_KDIM": 10**9},
+                 "direct, chunks of 5": {"DIRECT_KDIM": 10**9, "DIRECT_CHUNK": 5}}
+
+
+@settings(deadline=None, max_examples=80)
+@given(problem=conv_problems(), w_bytes=st.sampled_from([conv.W_BYTES, 1]), path=st.sampled_from(list(FORWARD_PATHS)))
+def test_numba_kernels_match_the_reference(problem, w_bytes, path):
     # W_BYTES = 1 cuts the filters into blocks of RJ: the second and the partial last block that a WideResNet's
-    # 640 filters run in, at the drawn sizes
+    # 640 filters run in, at the drawn sizes. The forward runs by either path whatever the receptive field, and
+    # the direct path's chunks of 5 positions end inside and between the output rows.
     x, w, gy, stride, padding = problem
     expected = all_three(reference, np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(gy),
                          stride, padding)
-    with mock.patch.object(conv, "W_BYTES", w_bytes):
+    with mock.patch.multiple(conv, W_BYTES=w_bytes, **FORWARD_PATHS[path]):
         ours = all_three(conv, x, w, gy, stride, padding)
     for got, want, scale in zip(ours, expected, magnitudes(x, w, gy, stride, padding), strict=True):
         assert_matches(got, want, scale)
