@@ -1,5 +1,5 @@
 """Named random streams: every generator a training run draws from is `generator(seed, name, *key)`, that is
-`np.random.default_rng([seed, tag(name), *key])`.
+`np.random.default_rng([seed, tag(name), *key])`. So is each layer's initialization in a WideResNet.
 
 A run keys its generators by counters (the loader's epoch, fit's step, Dropout's call, Entropy-SGD's step), so
 that a resumed run draws exactly what an uninterrupted one would. Counters alone collide: [seed, 3] is epoch 3's
@@ -12,9 +12,10 @@ and each stream takes a fixed number of counters, so that within it no key is an
 import numpy as np
 
 # Each purpose and the counters of its key: the loader's epoch shuffles and Entropy-SGD's minibatch stream (passes
-# over the data), a training step's randomness (an attack's start), Entropy-SGD's thermal noise, Dropout's masks.
+# over the data), a training step's randomness (an attack's start), Entropy-SGD's thermal noise, Dropout's masks,
+# and a layer's initial weights keyed by its place in a network (stage, block, layer within the block).
 COUNTERS = {"shuffle": ("epoch",), "stream": ("epoch", "pass"), "step": ("epoch", "step"), "noise": ("step",),
-            "dropout": ("call",)}
+            "dropout": ("call",), "layer": ("stage", "block", "layer")}
 
 
 def tag(name: str) -> int:

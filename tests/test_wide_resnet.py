@@ -1,6 +1,8 @@
 """The configurable wide ResNet (Huang et al. 2021): parameter counts, shapes, initialization, gradients, BatchNorm
 modes and bad input."""
 
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -80,6 +82,26 @@ def test_seed_reproduces_the_model_and_each_layer_keeps_its_weights_when_another
     np.testing.assert_array_equal(a.blocks[1].conv2.weight.data, c.blocks[1].conv2.weight.data)
     assert not np.array_equal(a.stem.weight.data, WideResNet((1, 1, 1), (1, 1, 1), base_channels=4,
                                                              rng=8).stem.weight.data)
+
+
+def test_every_layer_and_block_draws_from_its_own_generator(monkeypatch):
+    """The stem, each block, each conv of a block and the classifier are seeded by distinct keys, whatever the
+    root seed (keys of varying length collided below a root of 2**32, where NumPy seeds [root, s, j, 0] as
+    [root, s, j]: a block and its first conv drew the same bits)."""
+    module, keys = sys.modules[WideResNet.__module__], []
+    stream = module._stream
+
+    def recording(root, *key):
+        keys.append(key)
+        return stream(root, *key)
+
+    monkeypatch.setattr(module, "_stream", recording)
+    model = WideResNet((2, 1), (1, 2), base_channels=4, rng=0)
+    # the stem, each block and its two or three convs, the classifier
+    assert len(keys) == 1 + sum(3 + (block.shortcut is not None) for block in model.blocks) + 1 == 12
+    for root in (5, 2**62 + 1):
+        firsts = {tuple(stream(root, *key).integers(0, 2**63, 2)) for key in keys}
+        assert len(firsts) == len(keys), root
 
 
 def test_every_parameter_gets_a_gradient():

@@ -16,6 +16,7 @@ PyTorch's default uniform and its bias 0. The global pool makes the network acce
 
 import numpy as np
 
+from scratchnet import streams
 from scratchnet.functional import relu
 from scratchnet.functional.conv import check_int
 from scratchnet.nn.blocks import PreActBlock
@@ -64,11 +65,13 @@ def wide_resnet_parameters(depths=(5, 5, 5), widths=(10, 10, 10), in_channels: i
     return total + 2 * channels[-1] + channels[-1] * num_classes + num_classes
 
 
-def _stream(root: int, *key: int) -> np.random.Generator:
-    """The generator of one layer, keyed by its place (stage, block, conv): a layer draws the same weights whatever
-    the depths and widths of the other stages, so two configurations built from one seed differ only where they
-    differ in shape (paired comparisons, as with common random numbers)."""
-    return np.random.default_rng([root, *key])
+def _stream(root: int, stage: int, block: int = 0, layer: int = 0) -> np.random.Generator:
+    """The generator of one layer, keyed by its place: a layer draws the same weights whatever the depths and
+    widths of the other stages, so two configurations built from one seed differ only where they differ in shape
+    (paired comparisons, as with common random numbers). Stage 0 is the stem, the last stage + 1 the classifier;
+    layer 0 of a block is the block's own generator, its convs are layers 1, 2, 3 (a key of fixed length: [.., 0]
+    would otherwise be the block's key with a zero appended, which NumPy seeds alike)."""
+    return streams.generator(root, "layer", stage, block, layer)
 
 
 def _reference_init(conv: Conv2d, rng: np.random.Generator) -> None:
@@ -101,7 +104,7 @@ class WideResNet(Module):
                 block = PreActBlock(a if j == 0 else b, b, stride if j == 0 else 1, rng=_stream(root, s + 1, j))
                 for k, conv in enumerate((block.conv1, block.conv2, block.shortcut)):
                     if conv is not None:
-                        _reference_init(conv, _stream(root, s + 1, j, k))
+                        _reference_init(conv, _stream(root, s + 1, j, k + 1))
                 self.blocks.append(block)
         self.bn = BatchNorm2d(channels[-1])
         self.pool = GlobalAvgPool2d()
