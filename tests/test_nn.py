@@ -23,6 +23,31 @@ def test_parameters_are_found_in_attributes_lists_and_nested_modules():
     assert model.num_parameters() == 3 * 4 + 4 + 4 * 2 + 2
 
 
+def test_modules_and_parameters_are_found_inside_dicts_and_nested_lists():
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = {"digits": nn.Linear(3, 10), "parity": [nn.Linear(3, 2), [nn.BatchNorm1d(2)]]}
+            self.scales = [nn.Parameter(np.ones(2)), nn.Parameter(np.zeros(2))]
+            self.sizes = {"in": 3, "out": [10, 2]}  # plain values are not members
+
+        def forward(self, x):
+            return self.heads["digits"](x)
+
+    model = Heads()
+    assert [n for n, _ in model.named_modules()] == ["", "heads.digits", "heads.parity.0", "heads.parity.1.0"]
+    assert [n for n, _ in model.named_parameters()] == [
+        "scales.0", "scales.1", "heads.digits.weight", "heads.digits.bias", "heads.parity.0.weight",
+        "heads.parity.0.bias", "heads.parity.1.0.weight", "heads.parity.1.0.bias"]
+    assert [n for n, _ in model.named_buffers()] == ["heads.parity.1.0.running_mean", "heads.parity.1.0.running_var"]
+    model.eval()
+    assert not model.heads["parity"][1][0].training
+    state = model.state_dict()
+    model.scales[0].data[...] = 5.0
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model.scales[0].data, 1.0)
+
+
 def test_a_layer_used_twice_has_its_parameters_and_buffers_listed_and_updated_once():
     shared, norm = nn.Linear(2, 2), nn.BatchNorm1d(2)
     model = nn.Sequential(shared, norm, nn.ReLU(), shared, norm)

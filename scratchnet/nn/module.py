@@ -1,8 +1,9 @@
 """Module: the base of every layer and model, with PyTorch's interface.
 
-A module finds its parameters and submodules by looking at its own attributes (a `Parameter`, a `Module`, or a
-list of modules), so a layer only has to assign them in `__init__`. Arrays that are state but not trained (the
-running statistics of BatchNorm) are registered as buffers; they travel in `state_dict` with the parameters.
+A module finds its parameters and submodules by looking at its own attributes (a `Parameter` or a `Module`, also
+inside lists, tuples and dicts, nested to any depth), so a layer only has to assign them in `__init__`. Arrays
+that are state but not trained (the running statistics of BatchNorm) are registered as buffers; they travel in
+`state_dict` with the parameters.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+def _members(name: str, value) -> Iterator[tuple[str, Module | Parameter]]:
+    """(dotted name, member) for each Module and Parameter that an attribute holds, itself or inside lists, tuples
+    and dicts: `blocks.2`, `heads.digits.weight`'s `heads.digits`."""
+    if isinstance(value, Module | Parameter):
+        yield name, value
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _members(f"{name}.{i}", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _members(f"{name}.{key}", item)
 
 
 class Module:
@@ -47,12 +61,9 @@ class Module:
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, value in vars(self).items():
-            if isinstance(value, Module):
-                yield name, value
-            elif isinstance(value, list | tuple):
-                for i, item in enumerate(value):
-                    if isinstance(item, Module):
-                        yield f"{name}.{i}", item
+            for member_name, member in _members(name, value):
+                if isinstance(member, Module):
+                    yield member_name, member
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and every module below it, each once: a layer used twice is one layer, found under the first
@@ -77,10 +88,11 @@ class Module:
         their weights: an optimizer must update it once)."""
         seen = set()
         for prefix, module in self.named_modules():
-            for name, value in vars(module).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
-                    seen.add(id(value))
-                    yield (f"{prefix}.{name}" if prefix else name), value
+            for attribute, value in vars(module).items():
+                for name, member in _members(attribute, value):
+                    if isinstance(member, Parameter) and id(member) not in seen:
+                        seen.add(id(member))
+                        yield (f"{prefix}.{name}" if prefix else name), member
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
