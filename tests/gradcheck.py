@@ -11,14 +11,18 @@ from hypothesis import strategies as st
 import scratchnet as sn
 
 
-def check_gradients(f, *arrays, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, seed: int = 0) -> None:
-    """Assert that backward through `f(*tensors)` matches central differences at every index of every input.
+def check_gradients(f, *arrays, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, seed: int = 0,
+                    reference=None) -> None:
+    """Assert that backward through `f(*tensors)` matches central differences at every index of every input, and
+    with `reference` (a NumPy function of the arrays) that the forward value is reference(*arrays).
 
     The output is contracted with a fixed random vector v, so the check covers the whole Jacobian-vector product
     v^T J, not just the gradient of a sum. Inputs must be float64.
     """
     tensors = [sn.Tensor(a, requires_grad=True) for a in arrays]
     out = f(*tensors)
+    if reference is not None:
+        np.testing.assert_allclose(out.data, reference(*arrays), rtol=1e-12, atol=1e-300, err_msg="forward value")
     v = np.random.default_rng(seed).standard_normal(out.shape)
     out.backward(v)
 

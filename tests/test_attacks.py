@@ -255,3 +255,50 @@ def test_bad_data_is_refused():
     three_classes = sn.nn.models.mlp([FEATURES, 3], seed=0)
     with pytest.raises(ValueError, match="classes"):
         attacks.apgd(three_classes, x, y % 3, 0.1, loss="dlr", targeted=True)
+
+
+def threshold_model():
+    """Class 0 where x[0] > 0.5, class 1 below: the margin of a point is |x[0] - 0.5|."""
+    model = Linear(2, 2).to(np.float64)
+    model.weight.data[...] = [[1.0, 0.0], [-1.0, 0.0]]
+    model.bias.data[...] = [-0.5, 0.5]
+    return model
+
+
+def shift(direction, calls):
+    """An attack moving x[0] by direction * eps (within the bounds), recording the batch sizes it is given."""
+    def attack(model, x, y, eps):
+        calls.append(len(x))
+        return np.clip(x + direction * eps * np.array([1.0, 0.0]), 0.0, 1.0)
+    return attack
+
+
+@pytest.mark.parametrize("cascade", [True, False])
+def test_robust_accuracy_counts_each_attack_and_the_worst_case_by_hand(cascade):
+    x0 = np.array([0.9, 0.6, 0.65, 0.45, 0.1, 0.35, 0.55, 0.2, 0.8, 0.4])
+    x = np.stack([x0, np.zeros(10)], axis=1)
+    y = np.where(x0 > 0.5, 0, 1)
+    y[9] = 0  # misclassified before any attack
+    up, down = [], []
+    result = attacks.robust_accuracy(threshold_model(), x, y, {"up": shift(1, up), "down": shift(-1, down)},
+                                     eps=[0.0, 0.2], batch_size=3, cascade=cascade, progress=False)
+    assert result["clean"] == 0.9
+    # eps 0.2: up fools class-1 points 3 and 5; down fools class-0 points 1, 2 and 6; 0, 4, 7, 8 survive both
+    assert result["attacks"]["up"] == [0.9, 0.7]
+    assert result["attacks"]["down"] == [0.9, 0.4 if cascade else 0.6]
+    assert result["worst_case"] == [0.9, 0.4]
+    # batches of 3 indices; with the cascade, down sees only up's survivors: {0, 1, 2}, {4}, {6, 7, 8}
+    assert up == [3, 3, 3] * 2
+    assert down == [3, 3, 3] + ([3, 1, 3] if cascade else [3, 3, 3])
+
+
+def test_robust_accuracy_refuses_an_attack_that_leaves_the_threat_model():
+    x, y = np.full((4, 2), 0.5), np.zeros(4, dtype=int)
+    too_far = {"too far": lambda model, x, y, eps: x + np.array([2 * eps, 0.0])}
+    with pytest.raises(RuntimeError, match="'too far' returned points outside the eps = 0.1 inf-ball"):
+        attacks.robust_accuracy(threshold_model(), x, y, too_far, eps=0.1, progress=False)
+    out_of_bounds = {"out of bounds": lambda model, x, y, eps: x * 0 - eps / 2}
+    with pytest.raises(RuntimeError, match="'out of bounds' returned points outside"):
+        attacks.robust_accuracy(threshold_model(), np.zeros((4, 2)), 1 - y, out_of_bounds, eps=0.1, progress=False)
+    with pytest.raises(ValueError, match="at least one attack"):
+        attacks.robust_accuracy(threshold_model(), x, y, {}, eps=0.1, progress=False)

@@ -44,6 +44,21 @@ def test_a_changed_byte_is_detected(tmp_path):
         load_arrays(path)
 
 
+def test_an_array_changed_in_a_well_formed_file_fails_the_checksum(tmp_path):
+    """A file rewritten whole (zip CRCs intact: the change only the SHA-256 can see) is refused as corrupted."""
+    path = save_arrays({"w": np.zeros(10), "b": np.ones(2)}, tmp_path / "c.npz")
+    with np.load(path) as f:
+        stored = {name: f[name] for name in f.files}
+    stored["w"][3] = 1e-300
+    np.savez(path, **stored)
+    with pytest.raises(ValueError, match="is corrupted: checksum"):
+        load_arrays(path)
+    stored["w"] = np.zeros((2, 5))  # the same bytes under another shape
+    np.savez(path, **stored)
+    with pytest.raises(ValueError, match="is corrupted: checksum"):
+        load_arrays(path)
+
+
 def test_truncated_and_foreign_files_are_refused(tmp_path):
     path = save_arrays({"w": np.ones(100)}, tmp_path / "c.npz")
     path.write_bytes(path.read_bytes()[:200])

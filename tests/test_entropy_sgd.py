@@ -28,16 +28,18 @@ def quadratic_step(theta0, steps=1, **hyper):
     return weights
 
 
-def test_one_step_on_a_quadratic_equals_the_hand_computed_update():
+@pytest.mark.parametrize("wd", [0.0, 0.3])
+def test_one_step_on_a_quadratic_equals_the_hand_computed_update(wd):
     theta = np.array([1.0, -2.0])
     lr, gamma, eta, alpha = 0.5, 0.1, 0.2, 0.25
-    # L = 2 SGLD steps without noise, written out
-    t1 = theta - eta * (A @ theta)  # theta' = theta at the first step: the coupling term is 0
+    # L = 2 SGLD steps without noise, written out; weight decay adds wd * theta' to the inner gradient
+    t1 = theta - eta * (A @ theta + wd * theta)  # theta' = theta at the first step: the coupling term is 0
     mu1 = (1 - alpha) * theta + alpha * t1
-    t2 = t1 - eta * (A @ t1 - gamma * (theta - t1))
+    t2 = t1 - eta * (A @ t1 + wd * t1 - gamma * (theta - t1))
     mu2 = (1 - alpha) * mu1 + alpha * t2
     expected = theta - lr * gamma * (theta - mu2)
-    (got,) = quadratic_step(theta, lr=lr, L=2, gamma=gamma, scoping=0.0, inner_lr=eta, noise=0.0, alpha=alpha)
+    (got,) = quadratic_step(theta, lr=lr, L=2, gamma=gamma, scoping=0.0, inner_lr=eta, noise=0.0, alpha=alpha,
+                            weight_decay=wd)
     np.testing.assert_allclose(got, expected, rtol=1e-14)
     assert not np.allclose(got, theta)
 

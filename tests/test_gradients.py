@@ -12,14 +12,15 @@ from tests.gradcheck import arrays, broadcast_pair, check_gradients, shapes
 
 SETTINGS = settings(deadline=None, max_examples=25)
 
+# name: (op, its NumPy definition, the domains of the inputs)
 BINARY = {
-    "add": (F.add, {}),
-    "sub": (F.sub, {}),
-    "mul": (F.mul, {}),
-    "div": (F.div, {"b": dict(low=0.5, high=2.0)}),
-    "pow": (F.pow, {"a": dict(low=0.5, high=2.0)}),
-    "maximum": (F.maximum, {"a": dict(grid=(0.2, 0.1)), "b": dict(grid=(0.2, 0.0))}),  # never tied
-    "minimum": (F.minimum, {"a": dict(grid=(0.2, 0.1)), "b": dict(grid=(0.2, 0.0))}),
+    "add": (F.add, np.add, {}),
+    "sub": (F.sub, np.subtract, {}),
+    "mul": (F.mul, np.multiply, {}),
+    "div": (F.div, np.divide, {"b": dict(low=0.5, high=2.0)}),
+    "pow": (F.pow, np.power, {"a": dict(low=0.5, high=2.0)}),
+    "maximum": (F.maximum, np.maximum, {"a": dict(grid=(0.2, 0.1)), "b": dict(grid=(0.2, 0.0))}),  # never tied
+    "minimum": (F.minimum, np.minimum, {"a": dict(grid=(0.2, 0.1)), "b": dict(grid=(0.2, 0.0))}),
 }
 
 
@@ -27,29 +28,35 @@ BINARY = {
 @SETTINGS
 @given(data=st.data())
 def test_binary_ops_with_broadcasting(name, data):
-    op, domains = BINARY[name]
+    op, definition, domains = BINARY[name]
     shape_a, shape_b = data.draw(broadcast_pair())
     a = data.draw(arrays(shape_a, **domains.get("a", {})))
     b = data.draw(arrays(shape_b, **domains.get("b", {})))
-    check_gradients(op, a, b)
+    check_gradients(op, a, b, reference=definition)
+
+
+def _log_softmax(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 UNARY = {
-    "neg": (F.neg, {}),
-    "exp": (F.exp, {}),
-    "log": (F.log, dict(low=0.2, high=3.0)),
-    "sqrt": (F.sqrt, dict(low=0.2, high=3.0)),
-    "abs": (F.abs, dict(away_from=0.0)),
-    "relu": (F.relu, dict(away_from=0.0)),
-    "tanh": (F.tanh, {}),
-    "sigmoid": (F.sigmoid, dict(low=-6, high=6)),
-    "softplus": (F.softplus, dict(low=-6, high=6)),
-    "clip": (lambda x: F.clip(x, -1.0, 0.5), dict(grid=(0.2, 0.05))),  # the grid never meets the bounds
-    "pow_scalar": (lambda x: x**3, {}),
-    "sqrt_by_pow": (lambda x: x**0.5, dict(low=0.2, high=3.0)),
-    "rpow": (lambda x: 2.0**x, {}),
-    "log_softmax": (lambda x: F.log_softmax(x, axis=-1), {}),
-    "softmax": (lambda x: F.softmax(x, axis=0), {}),
+    "neg": (F.neg, np.negative, {}),
+    "exp": (F.exp, np.exp, {}),
+    "log": (F.log, np.log, dict(low=0.2, high=3.0)),
+    "sqrt": (F.sqrt, np.sqrt, dict(low=0.2, high=3.0)),
+    "abs": (F.abs, np.abs, dict(away_from=0.0)),
+    "relu": (F.relu, lambda x: np.maximum(x, 0), dict(away_from=0.0)),
+    "tanh": (F.tanh, np.tanh, {}),
+    "sigmoid": (F.sigmoid, lambda x: 1 / (1 + np.exp(-x)), dict(low=-6, high=6)),
+    "softplus": (F.softplus, lambda x: np.log1p(np.exp(x)), dict(low=-6, high=6)),
+    "clip": (lambda x: F.clip(x, -1.0, 0.5), lambda x: np.clip(x, -1.0, 0.5),
+             dict(grid=(0.2, 0.05))),  # the grid never meets the bounds
+    "pow_scalar": (lambda x: x**3, lambda x: x * x * x, {}),
+    "sqrt_by_pow": (lambda x: x**0.5, np.sqrt, dict(low=0.2, high=3.0)),
+    "rpow": (lambda x: 2.0**x, np.exp2, {}),
+    "log_softmax": (lambda x: F.log_softmax(x, axis=-1), _log_softmax, {}),
+    "softmax": (lambda x: F.softmax(x, axis=0), lambda x: np.exp(x) / np.exp(x).sum(axis=0), {}),
 }
 
 
@@ -57,8 +64,8 @@ UNARY = {
 @SETTINGS
 @given(data=st.data())
 def test_unary_ops(name, data):
-    op, domain = UNARY[name]
-    check_gradients(op, data.draw(arrays(data.draw(shapes(1, 3)), **domain)))
+    op, definition, domain = UNARY[name]
+    check_gradients(op, data.draw(arrays(data.draw(shapes(1, 3)), **domain)), reference=definition)
 
 
 @SETTINGS
@@ -90,7 +97,8 @@ def test_shape_ops(data):
     check_gradients(lambda t: F.transpose(t, perm), x)
     check_gradients(lambda t: F.flatten(t, 1), x)
     widths = [(data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))) for _ in shape]
-    check_gradients(lambda t: F.pad(t, widths, value=0.5), x)
+    check_gradients(lambda t: F.pad(t, widths, value=0.5), x, reference=lambda a: np.pad(a, widths,
+                                                                                       constant_values=0.5))
 
 
 @SETTINGS
@@ -202,7 +210,10 @@ def test_losses(data, reduction):
     check_gradients(lambda p, q: F.mse(p, q, reduction), logits, other)
     z_y = logits[np.arange(batch), y][:, None]
     if np.all(np.abs(1.0 - z_y + logits) > 0.05):  # away from the hinge's kink
-        check_gradients(lambda z: F.multi_margin(z, y, 1.0, reduction), logits)
+        hinge = np.maximum(0, 1.0 - z_y + logits).sum(axis=1) - 1.0  # the true class's own term is 1
+        reduce = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction]
+        check_gradients(lambda z: F.multi_margin(z, y, 1.0, reduction), logits,
+                        reference=lambda z: reduce(hinge / classes))
 
 
 @SETTINGS
@@ -213,10 +224,17 @@ def test_attack_losses_margin_and_dlr(data, targeted):
     logits = data.draw(arrays((batch, classes), distinct=True))
     y = np.asarray(data.draw(st.lists(st.integers(0, classes - 1), min_size=batch, max_size=batch)))
     target = (y + 1) % classes if targeted else None
-    check_gradients(lambda z: F.losses.dlr(z, y, target=target, reduction="none"), logits)
-    check_gradients(lambda z: F.losses.margin(z, y, kappa=np.inf, reduction="sum"), logits)
-    # a finite kappa, away from every gap (the kink of min(gap, kappa)), that clips the largest gap
+    rows, ranked = np.arange(batch), -np.sort(-logits, axis=1)
     others = np.where(np.arange(classes) == y[:, None], -np.inf, logits)
-    gaps = np.sort(others.max(axis=1) - logits[np.arange(batch), y])
+    if targeted:  # shared/specs/attacks-and-training.md: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)
+        dlr = -(logits[rows, y] - logits[rows, target]) / (ranked[:, 0] - (ranked[:, 2] + ranked[:, 3]) / 2 + 1e-12)
+    else:  # -(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3)
+        dlr = -(logits[rows, y] - others.max(axis=1)) / (ranked[:, 0] - ranked[:, 2] + 1e-12)
+    check_gradients(lambda z: F.losses.dlr(z, y, target=target, reduction="none"), logits, reference=lambda z: dlr)
+    check_gradients(lambda z: F.losses.margin(z, y, kappa=np.inf, reduction="sum"), logits,
+                    reference=lambda z: np.sum(others.max(axis=1) - logits[rows, y]))
+    # a finite kappa, away from every gap (the kink of min(gap, kappa)), that clips the largest gap
+    gaps = np.sort(others.max(axis=1) - logits[rows, y])
     kappa = (gaps[-1] + gaps[-2]) / 2 if batch > 1 and gaps[-1] - gaps[-2] > 0.05 else gaps[-1] - 0.5
-    check_gradients(lambda z: F.losses.margin(z, y, kappa=kappa, reduction="sum"), logits)
+    check_gradients(lambda z: F.losses.margin(z, y, kappa=kappa, reduction="sum"), logits,
+                    reference=lambda z: np.minimum(gaps, kappa).sum())

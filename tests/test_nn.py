@@ -210,3 +210,14 @@ def test_an_empty_batch_passes_forward_backward_and_the_attack_step(backend):
             assert kernel(name)(x, x, x, np.zeros(0), 0.1, 0.0, 1.0).shape == x.shape
         for name in ("linf_project", "l2_project"):
             assert kernel(name)(x, x, 0.1, 0.0, 1.0).shape == x.shape
+
+
+def test_load_state_dict_refuses_another_dtype_or_shape_by_name():
+    model = nn.Sequential(nn.Linear(3, 2))
+    state = model.state_dict()
+    with pytest.raises(ValueError, match=r"state_dict\['0.weight'\] has shape \(2, 3\) and dtype float64"):
+        model.load_state_dict({**state, "0.weight": state["0.weight"].astype(np.float64)})
+    with pytest.raises(ValueError, match=r"state_dict\['0.bias'\] has shape \(3,\)"):
+        model.load_state_dict({**state, "0.bias": np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match=r"missing \['0.bias'\], unexpected \['0.b'\]"):
+        model.load_state_dict({"0.weight": state["0.weight"], "0.b": state["0.bias"]})

@@ -80,6 +80,28 @@ def test_the_adversarial_example_respects_the_current_eps(name):
     assert objective.current_eps == 0.2
 
 
+# Each framework's inner maximization (shared/specs/attacks-and-training.md): PGD-AT from a uniform start on the
+# CE; TRADES from x + 0.001 N(0, I) on the KL from p(x); MART and ALP's CE-PGD from x + 0.001 N(0, I)
+INNER_ATTACK = {"PGDAT": (True, "ce"), "TRADES": ("gaussian", "kl"), "ALP": ("gaussian", "ce"),
+                "MART": ("gaussian", "ce")}
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_the_inner_maximization_is_each_frameworks_pgd(name, norm):
+    model, x, _, y = setting(3)
+    objective = getattr(objectives, name)(eps=0.2, steps=4, step_size=0.07, norm=norm)
+    x_adv = objective.adversarial_example(model, x, y, np.random.default_rng(5))
+    start, loss = INNER_ATTACK[name]
+    expected = sn.attacks.pgd(model, x, y, 0.2, steps=4, step_size=0.07, norm=norm, random_start=start, loss=loss,
+                              rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(x_adv, expected)
+    assert not np.array_equal(x_adv, x)
+    default = getattr(objectives, name)(eps=0.2, steps=4).adversarial_example(model, x, y, np.random.default_rng(5))
+    np.testing.assert_array_equal(default, sn.attacks.pgd(model, x, y, 0.2, steps=4, step_size=2.5 * 0.2 / 4,
+                                                          random_start=start, loss=loss, rng=np.random.default_rng(5)))
+
+
 @given(seed=st.integers(0, 2**16), eps=st.floats(0.0, 0.3))
 @settings(max_examples=20, deadline=None)
 def test_with_attack_apgd_the_inner_maximization_is_apgd_ce(seed, eps):

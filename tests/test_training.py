@@ -48,6 +48,21 @@ def test_fit_learns_and_reports_one_record_per_epoch():
     assert evaluate(model, blobs(128, seed=1))["accuracy"] == history[-1]["test_accuracy"]
 
 
+def test_the_schedule_sets_the_learning_rate_before_every_step():
+    class RecordRates(Callback):
+        rates = []
+
+        def before_step(self, state):
+            self.rates.append(state.optimizer.lr)
+
+    _, optimizer, history = train(2, callbacks=[RecordRates()])
+    batches = len(BatchLoader(blobs(), 32))  # 8 steps an epoch
+    steps = [epoch + i / batches for epoch in range(2) for i in range(batches)]
+    np.testing.assert_allclose(RecordRates.rates, [optim.Cosine(0.1, 4)(t) for t in steps], rtol=1e-15)
+    assert [record["lr"] for record in history] == [RecordRates.rates[batches - 1], RecordRates.rates[-1]]
+    assert optimizer.lr == RecordRates.rates[-1] < 0.1
+
+
 def test_the_same_seed_gives_the_same_loss_curve_and_another_seed_does_not():
     assert strip_timing(train(2)[2]) == strip_timing(train(2)[2])
     assert strip_timing(train(2)[2]) != strip_timing(train(2, seed=1)[2])

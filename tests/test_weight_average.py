@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scratchnet import optim
@@ -33,6 +33,7 @@ def train(epochs, decay=0.99, checkpoint=None, resume=False):
 
 @settings(max_examples=10, deadline=None)
 @given(decay=st.floats(0.0, 0.999))
+@example(decay=0.3)  # below the warm-up's (1 + n) / (10 + n) from step 3 on: the decay itself is used
 def test_the_average_is_the_exponential_moving_average_of_the_trajectory(decay):
     model, average, snapshots = train(1, decay)
     expected = small_model().state_dict()
