@@ -1,6 +1,7 @@
 """The Numba ReLU equals its NumPy reference, NaN, signed zeros and non-contiguous inputs included."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,3 +22,9 @@ def test_relu_equals_the_reference(seed, shape, dtype, transpose):
     np.testing.assert_array_equal(y, reference.relu_forward(x))
     assert y.dtype == dtype and y.shape == x.shape
     np.testing.assert_array_equal(activation.relu_backward(g, y), reference.relu_backward(g, y))
+
+
+def test_relu_backward_refuses_a_gradient_of_another_shape():
+    """The kernel reads y at every index of g: a shorter y would be read past its end."""
+    with pytest.raises(AssertionError):
+        activation.relu_backward(np.ones(6), np.ones(2))

@@ -49,3 +49,24 @@ def test_the_l2_step_moves_exactly_step_size_along_the_gradient(module):
     x = np.full((1, 4), 0.5)
     g = np.array([[3.0, 4.0, 0.0, 0.0]])
     np.testing.assert_allclose(module.l2_step(x, g, x, 0.1, 1.0, 0.0, 1.0), [[0.56, 0.58, 0.5, 0.5]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["x", "x_adv", "g"])
+def test_a_nan_stays_nan_as_in_the_reference(dtype, where):
+    """np.clip keeps a NaN; so must the kernels' clamps (the built-in min and max dropped one in x)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 6)).astype(dtype)
+    arrays = {"x": x, "x_adv": np.clip(x + 0.02, 0, 1).astype(dtype), "g": rng.standard_normal((2, 6)).astype(dtype)}
+    arrays[where][0, 2] = np.nan
+    for name in ("linf_step", "l2_step"):
+        ours = getattr(attack, name)(arrays["x_adv"], arrays["g"], arrays["x"], 0.01, 0.05, 0.0, 1.0)
+        want = getattr(reference, name)(arrays["x_adv"], arrays["g"], arrays["x"], 0.01, 0.05, 0.0, 1.0)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(want))
+        assert np.isnan(ours[0, 2])
+    for name in ("linf_project", "l2_project"):
+        if where != "g":
+            ours = getattr(attack, name)(arrays["x_adv"], arrays["x"], 0.05, 0.0, 1.0)
+            np.testing.assert_array_equal(np.isnan(ours), np.isnan(getattr(reference, name)(
+                arrays["x_adv"], arrays["x"], 0.05, 0.0, 1.0)))
+            assert np.isnan(ours[0, 2])

@@ -183,3 +183,41 @@ def test_interval_bounds_are_the_exact_range_over_the_box(problem, seed):
         farthest = np.where(np.abs(lower - w[i]) > np.abs(upper - w[i]), lower, upper)
         np.testing.assert_array_equal(linf_dist.linf_dist_forward(nearest, w[i : i + 1])[0][:, 0], y_lower[:, i])
         np.testing.assert_array_equal(linf_dist.linf_dist_forward(farthest, w[i : i + 1])[0][:, 0], y_upper[:, i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("operand", ["lower", "upper", "w"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_interval_bounds_keep_a_non_finite_entry_as_the_reference(dtype, operand, value):
+    """A NaN anywhere in the box or the weights makes both bounds NaN, never a finite interval that would certify
+    the point (the built-in max dropped a NaN upper end)."""
+    rng = np.random.default_rng(1)
+    for j in range(5):
+        x = rng.standard_normal((2, 5)).astype(dtype)
+        arrays = {"lower": x - 0.5, "upper": x + 0.5, "w": rng.standard_normal((3, 5)).astype(dtype)}
+        arrays[operand][0, j] = value
+        ours = linf_dist.interval_bounds(arrays["lower"], arrays["upper"], arrays["w"])
+        for got, want in zip(ours, reference.interval_bounds(arrays["lower"], arrays["upper"], arrays["w"]),
+                             strict=True):
+            np.testing.assert_array_equal(got, want)
+        if np.isnan(value):
+            hit = ours[0][0] if operand != "w" else ours[0][:, 0]
+            assert np.isnan(hit).all() and np.isnan(ours[1][0] if operand != "w" else ours[1][:, 0]).all()
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 2.5, 8.0])
+@pytest.mark.parametrize("m", [5, 6, 7])
+def test_lp_backward_of_an_infinite_gy_in_the_last_partial_block_of_w(p, m):
+    """The padding rows of w's last block of four repeat its last row and pass no gradient: 0, not 0 * gy (an
+    infinite gy made NaN of all of gx[b] and of gw's last row)."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3)), rng.standard_normal((m, 3))
+    y = linf_dist.lp_dist_forward(x, w, p)
+    gy = rng.standard_normal(y.shape)
+    gy[0, m - 1] = np.inf
+    for got, want in zip(linf_dist.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
+                         strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)

@@ -30,6 +30,7 @@ def relu_forward(x):
 def relu_backward(g, y):
     """g where y = relu(x) > 0, else 0."""
     g, y = np.ascontiguousarray(g), np.ascontiguousarray(y)
+    assert g.shape == y.shape, (g.shape, y.shape)
     out = np.empty_like(g)
     _relu_backward(g.reshape(-1), y.reshape(-1), out.reshape(-1))
     return out

@@ -27,8 +27,8 @@ def _linf(x_adv, g, x, step_size, eps, lo, hi, signed):
             v = x_adv[b, i]
             if signed:
                 v += step * np.sign(g[b, i])
-            v = min(max(v, x[b, i] - eps), x[b, i] + eps)
-            out[b, i] = min(max(v, lo), hi)
+            v = np.minimum(np.maximum(v, x[b, i] - eps), x[b, i] + eps)  # NaN-keeping, as np.clip (the built-in
+            out[b, i] = np.minimum(np.maximum(v, lo), hi)  # min and max drop a NaN in their second argument)
     return out
 
 

@@ -337,10 +337,13 @@ def lp_dist_forward(x, w, p):
 
 @njit(cache=True, inline="always")
 def _coefficients(gy, y, b, i, valid):
-    """(1 / y, gy) of output (b, i), or (0, 0) for an output that passes no gradient: y = 0 or not `valid`. A NaN
+    """(1 / y, gy) of output (b, i), or (0, 0 gy) for an output at y = 0, whose gradient is 0 (NaN for an
+    infinite gy, as in the reference), or (0, 0) for a padding column (not `valid`), which passes nothing. A NaN
     y passes on (1 / y = NaN), as in the reference: at p = 1, whose gradient sign(d) does not read y, the other
     coordinates keep theirs."""
-    if valid and not y[b, i] <= 0:
+    if not valid:
+        return ZERO, ZERO
+    if not y[b, i] <= 0:
         return ONE / y[b, i], gy[b, i]
     return ZERO * y[b, i], ZERO * gy[b, i]
 
@@ -431,9 +434,11 @@ def _interval_bounds(lower, upper, w, low_bits, high_bits):
         for i in range(w.shape[0]):
             low = high = zero
             for j in range(w.shape[1]):
+                # np.maximum keeps a NaN in either argument (the built-in max drops one in its second: a NaN box
+                # would get finite bounds); np.abs clears the sign bit of a NaN, whose bits would be negative
                 below, above = lower[b, j] - w[i, j], upper[b, j] - w[i, j]
-                low = max(low, _bits(max(below, -above, lower.dtype.type(0))))
-                high = max(high, _bits(max(np.abs(below), np.abs(above))))
+                low = max(low, _bits(np.abs(np.maximum(np.maximum(below, -above), lower.dtype.type(0)))))
+                high = max(high, _bits(np.maximum(np.abs(below), np.abs(above))))
             low_bits[b, i], high_bits[b, i] = low, high
 
 

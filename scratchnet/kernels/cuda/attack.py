@@ -18,15 +18,15 @@ TINY = 1e-12
 
 @cuda.jit(device=True, inline=True)
 def _max(a, b):
-    """Python's max(a, b), as the CPU kernel compiles it: a unless b > a, so a NaN in a is kept (numba-cuda's own
-    max is fmax, which drops a NaN: a diverged model's NaN step would come out as a plausible point)."""
-    return b if b > a else a
+    """np.maximum(a, b), as the CPU kernel: a NaN in either is kept (numba-cuda's own max is fmax, which drops a
+    NaN: a diverged model's NaN step would come out as a plausible point)."""
+    return a if a > b or a != a else b
 
 
 @cuda.jit(device=True, inline=True)
 def _min(a, b):
-    """Python's min(a, b): a unless b < a (see _max)."""
-    return b if b < a else a
+    """np.minimum(a, b): a NaN in either is kept (see _max)."""
+    return a if a < b or a != a else b
 
 
 @cuda.jit
