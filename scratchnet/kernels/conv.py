@@ -280,7 +280,8 @@ def _direct(x, wt, s, p, kh, kw, shifts, hq, wq, chunk, out, threads):
     shifted planes, vectorized along the output positions instead of along the receptive field.
 
     The sums run over the flat phase grid (width wq >= ow) in chunks of `chunk` positions for RJ filters at a
-    time; the first ow of each grid row are the outputs. Images are split evenly over the threads.
+    time; the first ow of each grid row are the outputs. The work items (image, block of RJ filters) are split
+    evenly over the threads in that order, so that a batch of one image still uses every core.
     """
     n_img, nt = x.shape[0], shifts.shape[0]
     nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
@@ -288,28 +289,32 @@ def _direct(x, wt, s, p, kh, kw, shifts, hq, wq, chunk, out, threads):
     length = (oh - 1) * wq + ow
     planes = np.zeros((threads, x.shape[1] * s * s, hq * wq), x.dtype)
     sums = np.empty((threads, RJ, min(chunk, length)), x.dtype)
+    blocks = -(-nf // RJ)
+    items = n_img * blocks
     for t in prange(threads):
-        pl, acc = planes[t], sums[t]
-        for n in range(t * n_img // threads, (t + 1) * n_img // threads):
-            _phase_planes(x, n, 1, s, p, kh, kw, hq, wq, pl)
-            for f in range(0, nf, RJ):
-                w = wt[f:]
-                for k0 in range(0, length, chunk):
-                    m = min(chunk, length - k0)
-                    acc[:, :m] = 0
-                    o0, o1, o2, o3 = acc[0], acc[1], acc[2], acc[3]
-                    for u in range(0, nt - nt % 3, 3):
-                        _three_taps(o0, o1, o2, o3, pl[shifts[u, 0], k0 + shifts[u, 1] :],
-                                    pl[shifts[u + 1, 0], k0 + shifts[u + 1, 1] :],
-                                    pl[shifts[u + 2, 0], k0 + shifts[u + 2, 1] :], w, u, m)
-                    for u in range(nt - nt % 3, nt):
-                        _one_tap(o0, o1, o2, o3, pl[shifts[u, 0], k0 + shifts[u, 1] :], w, u, m)
-                    for j in range(min(RJ, nf - f)):  # grid rows i meeting the chunk: their first ow positions
-                        for i in range(k0 // wq, min(oh, -(-(k0 + m) // wq))):
-                            lo, hi = max(i * wq, k0), min(i * wq + ow, k0 + m)
-                            dst, src = out3[n, f + j, i * ow + lo - i * wq :], acc[j, lo - k0 :]
-                            for q in range(hi - lo):
-                                dst[q] = src[q]
+        pl, acc, current = planes[t], sums[t], -1
+        for item in range(t * items // threads, (t + 1) * items // threads):
+            n, f = item // blocks, item % blocks * RJ
+            if n != current:
+                _phase_planes(x, n, 1, s, p, kh, kw, hq, wq, pl)
+                current = n
+            w = wt[f:]
+            for k0 in range(0, length, chunk):
+                m = min(chunk, length - k0)
+                acc[:, :m] = 0
+                o0, o1, o2, o3 = acc[0], acc[1], acc[2], acc[3]
+                for u in range(0, nt - nt % 3, 3):
+                    _three_taps(o0, o1, o2, o3, pl[shifts[u, 0], k0 + shifts[u, 1] :],
+                                pl[shifts[u + 1, 0], k0 + shifts[u + 1, 1] :],
+                                pl[shifts[u + 2, 0], k0 + shifts[u + 2, 1] :], w, u, m)
+                for u in range(nt - nt % 3, nt):
+                    _one_tap(o0, o1, o2, o3, pl[shifts[u, 0], k0 + shifts[u, 1] :], w, u, m)
+                for j in range(min(RJ, nf - f)):  # grid rows i meeting the chunk: their first ow positions
+                    for i in range(k0 // wq, min(oh, -(-(k0 + m) // wq))):
+                        lo, hi = max(i * wq, k0), min(i * wq + ow, k0 + m)
+                        dst, src = out3[n, f + j, i * ow + lo - i * wq :], acc[j, lo - k0 :]
+                        for q in range(hi - lo):
+                            dst[q] = src[q]
     return out
 
 
