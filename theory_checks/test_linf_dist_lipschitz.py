@@ -77,3 +77,24 @@ def test_adversarial_search_for_the_worst_ratio(config, eps):
                     change = np.abs(net(x + delta).data[:, k] - clean[:, k])
                 worst = max(worst, float(np.max(change / np.abs(delta).max(axis=1))))
     assert worst <= (1 + TOL) / std
+
+
+@settings(deadline=None, max_examples=20)
+@given(nets)
+def test_the_constant_is_attained(config):
+    """The bound is tight: each logit's gradient is +-e_j / std for one input coordinate j (every neuron's is a
+    unit vector e_j, at its argmax), so a step of 1e-7 along it changes the logit by exactly 1e-7 / std. A net
+    computing a smaller multiple of the distances would pass the upper bound alone."""
+    seed, input_dim, depth, width, classes, std = config
+    net = random_net(*config)
+    x = np.random.default_rng(seed + 3).standard_normal((4, input_dim))
+    with use_backend("numpy"):
+        for k in range(classes):
+            xt = sn.Tensor(x, requires_grad=True)
+            (g,) = sn.grad(net(xt)[:, k].sum(), [xt])
+            np.testing.assert_allclose(np.abs(g).max(axis=1), 1 / std, rtol=1e-12)
+            assert np.all(np.count_nonzero(g, axis=1) == 1)
+            step = 1e-7 * np.sign(g)
+            with sn.no_grad():
+                change = net(x + step).data[:, k] - net(x).data[:, k]
+            np.testing.assert_allclose(change, 1e-7 / std, rtol=1e-6)
