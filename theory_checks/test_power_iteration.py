@@ -1,9 +1,10 @@
 """Power iteration finds the spectral norm of a (zero-padded, strided) conv layer.
 
 Statement. For the conv matrix A with singular values s_1 > s_2 >= ..., power iteration on A^T A from a random
-start gives sigma_t = ||A x_t|| (x_t unit) that rises towards s_1, never above it, and the error shrinks by about
-r^2 = (s_2 / s_1)^2 per step. Stopped when the relative change is at most tol, the relative error is then at most
-about tol / (1 - r^2) (the rest of the geometric series); it is within tol itself when the gap is wide.
+start gives sigma_t = ||A x_t|| (x_t unit) that rises towards s_1, never above it. The iterate's error shrinks by
+about r^2 = (s_2 / s_1)^2 per step and sigma_t's, quadratic in it, by about r^4. Stopped when the relative change
+is at most tol, the relative error is then at most about tol / (1 - r^4) (the rest of the geometric series); the
+check asserts the looser tol / (1 - r^2). It is within tol itself when the gap is wide.
 
 Checked against the SVD of the explicit conv matrix in float64, through the NumPy reference conv (on these tiny
 layers the Numba kernels' thread start-up dominates; they are tested against it in tests/test_kernels_conv.py).

@@ -6,7 +6,9 @@ Statement. For a WideResNet in eval mode, B = ||stem|| prod_blocks L_block ||BN|
 (`scratchnet.lipschitz.residual_lipschitz_bound`, l-inf norms). (i) Depth: one more block in stage i inserts a
 factor L = 1 + ||BN1|| ||conv1|| ||BN2|| ||conv2|| >= 1 and leaves every other layer's weights unchanged (each layer
 draws from its own seeded stream), so B rises; at the reference init N(0, 2 / (9 C)) the l-inf norm of a C -> C
-conv is about 6 C / sqrt(pi C), so the new factor is about 1 + 11.5 C, far above 1. (ii) Width: doubling W_i scales
+conv is about 6 C / sqrt(pi C), so the new factor is about 1 + 11.5 C, far above 1. (With paired streams the deeper
+bound is the shallower one times that one factor: the depth check confirms the factor and the pairing, the
+stand-in for the paper's claim that spec A6 allows.) (ii) Width: doubling W_i scales
 each identity block of stage i by about 2 (its factor ~ 11.5 C), the next stage's entry block (its conv1 has fan-in
 C) or, for the last stage, the head's ||W_fc||_{inf->1} ~ sqrt(C), by sqrt(2) or more; the stage's own entry block
 stays about the same (~ 11.5 C_in). So B rises in expectation; single draws of tiny layers are noisy, so the width
