@@ -302,3 +302,22 @@ def test_robust_accuracy_refuses_an_attack_that_leaves_the_threat_model():
         attacks.robust_accuracy(threshold_model(), np.zeros((4, 2)), 1 - y, out_of_bounds, eps=0.1, progress=False)
     with pytest.raises(ValueError, match="at least one attack"):
         attacks.robust_accuracy(threshold_model(), x, y, {}, eps=0.1, progress=False)
+
+
+@pytest.mark.parametrize("norm", ["inf", "2"])
+def test_the_kl_attack_raises_the_kl_from_the_clean_prediction(norm):
+    """TRADES's inner maximization: from x + 0.001 N(0, I), every example's KL(p(x) || p(x')) ends far above its
+    start and above a random point of the ball; the labels play no part."""
+    model = small_model(3)
+    x, y = batch(3, n=16)
+    x_adv = attacks.pgd(model, x, y, 0.2, steps=10, norm=norm, random_start="gaussian", loss="kl", rng=0)
+    np.testing.assert_array_equal(x_adv, attacks.pgd(model, x, (y + 1) % CLASSES, 0.2, steps=10, norm=norm,
+                                                     random_start="gaussian", loss="kl", rng=0))
+
+    def kl(points):
+        with sn.no_grad():
+            return F.kl_div(model(x), model(points), reduction="none").data
+
+    start = attacks.initial_point(x, 0.2, norm, "gaussian", 0.0, 1.0, np.random.default_rng(0))
+    random = attacks.initial_point(x, 0.2, norm, "uniform", 0.0, 1.0, np.random.default_rng(1))
+    assert np.all(kl(x_adv) > 10 * kl(start)) and np.all(kl(x_adv) > kl(random))
