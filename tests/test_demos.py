@@ -272,13 +272,29 @@ def test_the_linf_dist_verdict_names_which_papers_model_it_compares_with():
         return {"dataset": dataset, "eps": eps, "certified": [certified], "pgd": [0.9], "clean": 0.95,
                 "eval_images": 2000, "train_images": 8000, "epochs": 60}
 
-    text = _verdict([row("mnist", 0.1, 0.9610), row("mnist", 0.3, 0.8690), row("fashion_mnist", 0.1, 0.7518)])
-    mnist01, mnist03, fashion = text.splitlines()
-    assert "the paper's 97.95% (pure net;" in mnist01 and "NOT met" not in mnist01
-    assert "pure net, unverified in the spec" in mnist03
+    text = _verdict([row("mnist", 0.1, 0.9610), row("mnist", 0.3, 0.8690), row("fashion_mnist", 0.1, 0.7518),
+                     row("mnist", 0.2, 0.9)])
+    mnist01, mnist03, fashion, other_eps = text.splitlines()
+    assert "the paper's 97.95% (pure net, ICLR'22;" in mnist01 and "NOT met" not in mnist01
+    assert "6.30 points below the paper's 93.20% (pure net, ICLR'22;" in mnist03  # the spec's verified figure
     assert "the paper's 79.23% (Net+MLP, a stronger model than ours" in fashion and "is met" in fashion
+    assert "paper" not in other_eps and "bar" not in other_eps  # an eps of neither paper nor issue: no KeyError
     assert _mnist_split([row("mnist", 0.1, 0.9)]) == "MNIST on the 8,000 / 2,000 split of its test files"
     assert _mnist_split([row("mnist", 0.1, 0.9) | {"train_images": 60000}]) == "MNIST with 60,000 training images"
+
+
+def test_the_linf_dist_report_puts_the_papers_pgd_beside_ours_only_at_its_100_steps(tmp_path):
+    from demos.linf_dist_net import _metrics
+    from demos.report import Report
+
+    r = {"dataset": "mnist", "eps": 0.3, "clean": 0.95, "pgd": [0.9], "certified": [0.85], "margin_certified": 0.8,
+         "train_minutes": 1.0}
+    report = Report("linf_dist_net", tmp_path, quick=True, config={})
+    _metrics(report, "a", r | {"pgd_steps": 20})
+    _metrics(report, "b", r | {"pgd_steps": 100})
+    _metrics(report, "c", r | {"eps": 0.2, "pgd_steps": 100})
+    assert "a_pgd20_accuracy" not in report.paper and report.paper["b_pgd100_accuracy"] == 0.9473
+    assert report.paper["a_certified_accuracy"] == 0.9320 and not any(name.startswith("c_") for name in report.paper)
 
 
 def test_the_linf_dist_monitor_keeps_its_reference_argmaxes_across_a_resume(tmp_path):
