@@ -206,6 +206,23 @@ def test_the_verdict_states_the_robust_generalization_gap_from_the_train_column(
     assert "met" not in elsewhere and "not judged against them" in elsewhere
 
 
+def test_the_plain_models_target_is_judged_only_at_pgd40_and_the_checks_can_fail():
+    from argparse import Namespace
+
+    from demos.adversarial_training import _checks, _verdict
+
+    args = Namespace(epochs=40, train_size=8000, train_steps=10, train_eps=None, eps=0.3, final_epochs=0,
+                     eval_steps=40)
+    plain = {"model": "plain", "clean": 0.99, "FGSM": 0.3, "PGD-40": 0.01, "APGD-CE": 0.0, "worst case": 0.0}
+    assert "keeps 0.0100 under PGD-40; the target (at most 2%) is met" in _verdict([plain], args, {})
+    assert "is NOT met" in _verdict([plain | {"PGD-40": 0.05}], args, {})
+    assert "target" not in _verdict([plain], Namespace(**{**vars(args), "eval_steps": 20}), {})
+    assert "NO" not in _checks([plain], "PGD-40")
+    masked = plain | {"PGD-40": 0.5, "APGD-CE": 0.6}  # PGD weaker than FGSM, APGD weaker than PGD
+    assert _checks([masked], "PGD-40") == ("- plain: PGD-40 0.5000 <= FGSM 0.3000: NO; APGD-CE 0.6000 <= PGD-40: "
+                                           "NO")
+
+
 def test_the_verdict_names_catastrophic_overfitting_only_when_pgd_accuracy_falls_far_below_the_training_attacks():
     from argparse import Namespace
 
