@@ -284,17 +284,25 @@ code's outer step theta <- theta - eta (theta - mu) with eta = {args.outer_lr}, 
     report.section("Verdict on Entropy-SGD", verdict(gain, pgd_name, args, len(train_set)))
 
 
+def noise(gain, eval_size: int) -> float:
+    """What a mean paired difference must exceed to count: two standard errors of the mean over the seeds (same
+    seed: same init and data order), and at least 1 / sqrt(N), twice the binomial sd of an accuracy on the N
+    attacked images at 50% (the seeds share those images, so their spread leaves that error out)."""
+    return max(2 * gain.std(ddof=1) / np.sqrt(len(gain)), 1 / np.sqrt(eval_size))
+
+
 def verdict(gain, pgd_name, args, train_size) -> str:
-    """Helped or hurt only where the mean paired difference (same seed: same init and data order) exceeds its sd."""
+    """Helped or hurt only where the mean paired difference exceeds its `noise`."""
     n = len(gain["robust"])
     lines = [f"Paired by seed, Entropy-SGD minus SGD: {pgd_name} accuracy {mean_sd(gain['robust'])}, clean accuracy "
              f"{mean_sd(gain['clean'])} over {n} seed{'s' if n > 1 else ''}."]
     outcomes = []
     for what in ("robust", "clean"):
-        mean, sd = gain[what].mean(), gain[what].std(ddof=1) if n > 1 else np.nan
+        mean, band = gain[what].mean(), noise(gain[what], args.eval_size) if n > 1 else np.nan
         outcomes.append(f"cannot be judged on {what} accuracy with one seed" if n == 1 else
-                        f"helped {what} accuracy" if mean > sd else f"hurt {what} accuracy" if mean < -sd else
-                        f"changed {what} accuracy by less than the seed spread")
+                        f"helped {what} accuracy" if mean > band else f"hurt {what} accuracy" if mean < -band else
+                        f"changed {what} accuracy by less than its noise ({band:.4f}: two standard errors over the "
+                        f"seeds, or the sampling error of {args.eval_size} test images)")
         lines.append(f"At our scale ({train_size} images, {args.epochs} SGD-epochs of gradient evaluations, eps "
                      f"{args.eps}), Entropy-SGD {outcomes[-1]}.")
     lines.append(
