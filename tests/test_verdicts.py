@@ -75,3 +75,18 @@ def test_the_width_depth_verdict_says_the_depth_arms_differ_in_size():
     text = width_depth._verdict(summary, params, Namespace(seeds=3, eval_steps=10, train_size=100, epochs=1,
                                                            train_steps=3))
     assert "(with 0.66x the parameters: the two are not of one budget)" in text and "NOT supported here" in text
+
+
+def test_the_smoothness_verdict_needs_the_slopes_and_the_l2_bound():
+    hs = np.logspace(-1, -7, 7)
+    flat, jump = np.ones(7), 1 / hs
+    linear = {"clean": flat, "l2 (eps)": 0.5 * flat, "l-inf on a hyperplane": jump}
+    mlp = {"l-inf": np.array([3.0, 2.0]), "l2": np.array([2.0, 1.0]), "clean": np.array([1.0, 0.5])}
+    text = adversarial_smoothness.curves_verdict(hs, linear, mlp, l2_bound=1.0)
+    assert "0.50 of its bound" in text and "the l2 curve at most its bound) holds" in text
+    assert "orders as l-inf > l2 > clean, as Kanai et al. state" in text
+    assert "does NOT hold" in adversarial_smoothness.curves_verdict(hs, linear, mlp, l2_bound=0.4)  # above its bound
+    bent = linear | {"clean": 1 / np.sqrt(hs)}  # a 'smooth' curve with slope -1/2
+    assert "does NOT hold" in adversarial_smoothness.curves_verdict(hs, bent, mlp, l2_bound=1.0)
+    swapped = mlp | {"clean": np.array([5.0, 0.1])}
+    assert "NOT as Kanai et al. state" in adversarial_smoothness.curves_verdict(hs, linear, swapped, l2_bound=1.0)
