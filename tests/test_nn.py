@@ -37,8 +37,8 @@ def test_modules_and_parameters_are_found_inside_dicts_and_nested_lists():
     model = Heads()
     assert [n for n, _ in model.named_modules()] == ["", "heads.digits", "heads.parity.0", "heads.parity.1.0"]
     assert [n for n, _ in model.named_parameters()] == [
-        "scales.0", "scales.1", "heads.digits.weight", "heads.digits.bias", "heads.parity.0.weight",
-        "heads.parity.0.bias", "heads.parity.1.0.weight", "heads.parity.1.0.bias"]
+        "heads.digits.weight", "heads.digits.bias", "heads.parity.0.weight", "heads.parity.0.bias",
+        "heads.parity.1.0.weight", "heads.parity.1.0.bias", "scales.0", "scales.1"]
     assert [n for n, _ in model.named_buffers()] == ["heads.parity.1.0.running_mean", "heads.parity.1.0.running_var"]
     model.eval()
     assert not model.heads["parity"][1][0].training
@@ -46,6 +46,21 @@ def test_modules_and_parameters_are_found_inside_dicts_and_nested_lists():
     model.scales[0].data[...] = 5.0
     model.load_state_dict(state)
     np.testing.assert_array_equal(model.scales[0].data, 1.0)
+
+
+def test_a_list_that_also_holds_a_layers_parameter_renames_nothing_and_a_cycle_ends():
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.groups = {"decay": [None]}
+            self.fc = nn.Linear(3, 2)
+            self.groups["decay"][0] = self.fc.weight  # a parameter group, as an optimizer's
+            self.loop = [self.fc]
+            self.loop.append(self.loop)  # a list inside itself
+
+    model = Grouped()
+    assert list(model.state_dict()) == ["fc.weight", "fc.bias"]
+    assert [n for n, _ in model.named_modules()] == ["", "fc"]
 
 
 def test_a_layer_used_twice_has_its_parameters_and_buffers_listed_and_updated_once():

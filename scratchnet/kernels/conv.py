@@ -7,7 +7,8 @@ lesson 2: a block of RB x RJ scalar sums over one contiguous innermost loop):
 - forward: the receptive field of each output position in a band of a few dozen positions is copied into one
   row of a small matrix R (a "row expansion": im2col of one band only, so it stays in L1). Copied from a
   channels-last copy of the image, a row is KH contiguous runs of KW * C values. Then y[f, p] = <W[f], R[p]>.
-  A short receptive field (few input channels, as at a network's input) is too short a dot product to vectorize;
+  A short receptive field (few input channels, as at a network's input, or a 1x1 conv of fewer than 64) is too
+  short a dot product to vectorize;
   there the "direct" path sums each tap's shifted flat image plane, scaled by the weight, into the output plane.
 - backward-input: the transposed convolution, run by the same engine on gy with flipped, transposed weights.
   A stride s splits it into s * s phases, each a stride-1 correlation with a sub-kernel, so no inserted zero is

@@ -26,17 +26,15 @@ class Parameter(Tensor):
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
 
 
-def _members(name: str, value) -> Iterator[tuple[str, Module | Parameter]]:
+def _members(name: str, value, inside=()) -> Iterator[tuple[str, Module | Parameter]]:
     """(dotted name, member) for each Module and Parameter that an attribute holds, itself or inside lists, tuples
-    and dicts: `blocks.2`, `heads.digits.weight`'s `heads.digits`."""
+    and dicts: `blocks.2`, `heads.digits.weight`'s `heads.digits`. A container inside itself is walked once."""
     if isinstance(value, Module | Parameter):
         yield name, value
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            yield from _members(f"{name}.{i}", item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _members(f"{name}.{key}", item)
+    elif isinstance(value, list | tuple | dict) and id(value) not in inside:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            yield from _members(f"{name}.{key}", item, (*inside, id(value)))
 
 
 class Module:
@@ -85,14 +83,18 @@ class Module:
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """Each parameter once, under the first name it is found by (one Parameter assigned to two layers ties
-        their weights: an optimizer must update it once)."""
+        their weights: an optimizer must update it once). A layer's own attributes name a parameter before any
+        list or dict that also holds it (`fc.weight`, not `groups.decay.0`), so that such a list renames nothing."""
         seen = set()
-        for prefix, module in self.named_modules():
-            for attribute, value in vars(module).items():
-                for name, member in _members(attribute, value):
-                    if isinstance(member, Parameter) and id(member) not in seen:
-                        seen.add(id(member))
-                        yield (f"{prefix}.{name}" if prefix else name), member
+        for direct in (True, False):
+            for prefix, module in self.named_modules():
+                for attribute, value in vars(module).items():
+                    if isinstance(value, Parameter) != direct:
+                        continue
+                    for name, member in _members(attribute, value):
+                        if isinstance(member, Parameter) and id(member) not in seen:
+                            seen.add(id(member))
+                            yield (f"{prefix}.{name}" if prefix else name), member
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]

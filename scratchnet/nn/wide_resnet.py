@@ -70,7 +70,8 @@ def _stream(root: int, stage: int, block: int = 0, layer: int = 0) -> np.random.
     widths of the other stages, so two configurations built from one seed differ only where they differ in shape
     (paired comparisons, as with common random numbers). Stage 0 is the stem, the last stage + 1 the classifier;
     layer 0 of a block is the block's own generator, its convs are layers 1, 2, 3 (a key of fixed length: [.., 0]
-    would otherwise be the block's key with a zero appended, which NumPy seeds alike)."""
+    would otherwise be the block's key with a zero appended, which NumPy seeds alike when the root is below
+    2**32)."""
     return streams.generator(root, "layer", stage, block, layer)
 
 
