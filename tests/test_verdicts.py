@@ -90,3 +90,24 @@ def test_the_smoothness_verdict_needs_the_slopes_and_the_l2_bound():
     assert "does NOT hold" in adversarial_smoothness.curves_verdict(hs, bent, mlp, l2_bound=1.0)
     swapped = mlp | {"clean": np.array([5.0, 0.1])}
     assert "NOT as Kanai et al. state" in adversarial_smoothness.curves_verdict(hs, linear, swapped, l2_bound=1.0)
+
+
+def test_the_lipschitz_tie_needs_a_significant_rank_correlation():
+    from argparse import Namespace
+
+    from demos import width_depth
+
+    lipschitz = [1, 2, 3, 4, 5, 6]
+    assert width_depth.rank_correlation(lipschitz, [6, 5, 4, 3, 2, 1]) == (-1.0, 1 / 720)
+    rho, p = width_depth.rank_correlation(lipschitz, [5, 6, 4, 3, 2, 1])  # one adjacent swap: 6 orders as low
+    assert np.isclose(rho, -33 / 35) and np.isclose(p, 6 / 720)
+    # the lowest constant with the highest accuracy, yet the other five rise together: rho = +1/7
+    rho, p = width_depth.rank_correlation(lipschitz, [6, 1, 2, 3, 4, 5])
+    assert np.isclose(rho, 1 / 7) and p > 0.5
+    arms = [f"arm {i}" for i in range(6)]
+    summary = {arm: {"PGD-10": (acc / 10, 0.01), "local Lipschitz": (lip, 0.1)}
+               for arm, lip, acc in zip(arms, lipschitz, [6, 1, 2, 3, 4, 5], strict=True)}
+    text = width_depth._verdict(summary, {}, Namespace(seeds=3, eval_steps=10, train_size=100, epochs=1,
+                                                       train_steps=3))
+    assert "the arm with the lowest metric is arm 0, the most robust by PGD-10 is arm 0" in text
+    assert "rank correlation of the two means is +0.14" in text and "NOT supported here." in text
