@@ -37,7 +37,7 @@ class AdversarialObjective:
     warmup_epochs: float = 0.0
     attack: str = "pgd"
 
-    start = True  # PGD's random start: uniform in the ball (Madry); TRADES and MART use "gaussian"
+    start = True  # PGD's random start: uniform in the ball (Madry); TRADES, ALP and MART use "gaussian"
     attack_loss = "ce"
 
     def __post_init__(self):

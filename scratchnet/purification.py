@@ -324,8 +324,8 @@ def layer_change(W_init: np.ndarray, W_clean: np.ndarray, W_adv: np.ndarray,
 
 def roughness(filters: np.ndarray) -> np.ndarray:
     """Per filter [out, in, k, k]: the energy of the differences between neighbouring taps (both directions) over
-    four times the filter's energy. 0 for a constant filter, (k - 1) / k for white noise, twice that (the most)
-    for a checkerboard."""
+    four times the filter's energy. 0 for a constant filter, (k - 1) / k for white noise, 2 (k - 1) / k for a
+    checkerboard, at most 1 + cos(pi / k) (the grid Laplacian's top eigenvector)."""
     f = np.asarray(filters, np.float64)
     dx, dy = np.diff(f, axis=-1), np.diff(f, axis=-2)
     return (np.sum(dx ** 2, axis=(1, 2, 3)) + np.sum(dy ** 2, axis=(1, 2, 3))) / (4 * np.sum(f ** 2, axis=(1, 2, 3)))

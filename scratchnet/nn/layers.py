@@ -55,7 +55,8 @@ class Conv2d(Module):
 
 
 class _BatchNorm(Module):
-    """Per-channel normalization with learned scale and shift; running statistics are used in eval mode."""
+    """Batch normalization (Ioffe & Szegedy 2015): per-channel normalization with learned scale and shift; running
+    statistics are used in eval mode."""
 
     dims = ()
 
@@ -97,8 +98,10 @@ class BatchNorm2d(_BatchNorm):
 
 
 class Dropout(Module):
-    """Inverted dropout. Its masks come from `streams.generator(seed, "dropout", call number)`, and the call number
-    is a buffer, so a training run resumed from a checkpoint draws the same masks as one that never stopped."""
+    """Inverted dropout (Srivastava et al. 2014): each unit is zeroed with probability p in training mode and the
+    survivors scaled by 1 / (1 - p), so eval mode is the identity. Its masks come from
+    `streams.generator(seed, "dropout", call number)`, and the call number is a buffer, so a training run resumed
+    from a checkpoint draws the same masks as one that never stopped."""
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()
@@ -126,18 +129,26 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
+    """max(x, 0), elementwise."""
+
     op = F.relu
 
 
 class Tanh(_Elementwise):
+    """tanh(x), elementwise."""
+
     op = F.tanh
 
 
 class Sigmoid(_Elementwise):
+    """1 / (1 + exp(-x)), elementwise."""
+
     op = F.sigmoid
 
 
 class Identity(_Elementwise):
+    """x unchanged (a placeholder layer)."""
+
     op = as_tensor
 
 
@@ -158,11 +169,15 @@ class _Pool(Module):
 
 
 class MaxPool2d(_Pool):
+    """The largest value of each k x k window (stride defaults to k; padding never wins the max)."""
+
     def forward(self, x):
         return F.max_pool2d(as_tensor(x), self.kernel_size, self.stride, self.padding)
 
 
 class AvgPool2d(_Pool):
+    """The mean of each k x k window (stride defaults to k; padded zeros count in the mean, as in PyTorch)."""
+
     def forward(self, x):
         return F.avg_pool2d(as_tensor(x), self.kernel_size, self.stride, self.padding)
 
