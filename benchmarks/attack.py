@@ -2,9 +2,11 @@
 scratchnet's `attacks.pgd` against the same attack written in torch, with the same weights, in eval mode and
 differentiating the input only. "reference" is `attacks.pgd` on the NumPy reference kernels. The random starts
 differ (two generators), so before timing the check is on what every step follows: the per-example loss and its
-gradient with respect to the input at the clean images, ours against torch's ("close"). The check runs in float64:
-in float32 a few of the 256 images have a ReLU or max-pool decision within rounding distance, which the two
-libraries' sums in different orders then take differently, sending part of the gradient another way.
+gradient with respect to the input at the clean images, and the whole 20-step attack from the clean images
+without a random start (the sign steps, the projection and the clipping), ours against torch's ("close"; the
+final points agree bit for bit). The check runs in float64: in float32 a few of the 256 images have a ReLU or
+max-pool decision within rounding distance, which the two libraries' sums in different orders then take
+differently, sending part of the gradient another way.
 """
 
 import numpy as np
@@ -28,8 +30,8 @@ def _ours(model, x, y, backend):
     return attack
 
 
-def _torch_pgd(torch, x, y):
-    model = torch_mnist_cnn(torch).eval()
+def _torch_pgd(torch, x, y, random_start=True, model=None):
+    model = torch_mnist_cnn(torch).eval() if model is None else model
     for p in model.parameters():
         p.requires_grad_(False)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -37,7 +39,9 @@ def _torch_pgd(torch, x, y):
     cross_entropy = torch.nn.functional.cross_entropy
 
     def attack():
-        x_adv = (xt + torch.empty_like(xt).uniform_(-EPS, EPS, generator=generator)).clamp(0, 1)
+        x_adv = xt.clone()
+        if random_start:
+            x_adv = (xt + torch.empty_like(xt).uniform_(-EPS, EPS, generator=generator)).clamp(0, 1)
         for _ in range(STEPS):
             x_adv.requires_grad_(True)
             (g,) = torch.autograd.grad(cross_entropy(model(x_adv), yt, reduction="sum"), [x_adv])
@@ -50,12 +54,14 @@ def _torch_pgd(torch, x, y):
 
 def _torch_results(torch, x, y):
     x = x.astype(np.float64)
-    losses, g, _ = attacks.loss_and_gradient(mnist_cnn(seed=0).eval().to(np.float64), x, attacks.attack_loss("ce", y))
+    ours = mnist_cnn(seed=0).eval().to(np.float64)
+    losses, g, _ = attacks.loss_and_gradient(ours, x, attacks.attack_loss("ce", y))
     xt = torch.from_numpy(x).requires_grad_(True)
     model = torch_mnist_cnn(torch).double().eval()
     theirs = torch.nn.functional.cross_entropy(model(xt), torch.from_numpy(y), reduction="none")
     (gt,) = torch.autograd.grad(theirs.sum(), [xt])
-    return agreement([(losses, theirs), (g, gt)], exact=False)
+    x_adv = attacks.pgd(ours, x, y, EPS, steps=STEPS, step_size=STEP_SIZE, random_start=False)
+    return agreement([(losses, theirs), (g, gt), (x_adv, _torch_pgd(torch, x, y, False, model)())], exact=False)
 
 
 def run(repeat: int, torch=None) -> list[dict]:
