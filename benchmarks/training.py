@@ -77,8 +77,9 @@ def run(repeat: int, torch=None) -> list[dict]:
     if torch is not None:
         ours, theirs, x64 = mnist_cnn(seed=0).to(np.float64), torch_mnist_cnn(torch).double(), x.astype(np.float64)
         losses = (np.array(_our_epoch(x64, y, "numba", ours)()), np.array(_torch_epoch(torch, x64, y, theirs)()))
-        weights = [(p.data, q.detach().numpy()) for p, q in zip(ours.parameters(), theirs.parameters(), strict=True)]
-        results = agreement([losses, *weights], exact=False)
+        ours, theirs = ours.parameters(), list(theirs.parameters())
+        weights = [(p.data, q.detach().numpy()) for p, q in zip(ours, theirs, strict=False)]
+        results = agreement([losses, *weights], exact=False) if len(ours) == len(theirs) else "MISMATCH"
     times = best_times({"ours": _our_epoch(x, y, "numba"), "reference": _our_epoch(x, y, "numpy"),
                         "torch": _torch_epoch(torch, x, y) if torch is not None else None}, max(1, repeat // 2))
     shape = f"{IMAGES} images [1,28,28], batch {BATCH}, float32, SGD momentum 0.9"
