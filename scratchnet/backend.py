@@ -1,7 +1,8 @@
 """Which kernels the differentiable ops call: "numba" (the default), "numpy" (the readable references) or "cuda"
 (numba.cuda kernels on an NVIDIA GPU).
 
-The choice comes from `set_backend` / `use_backend`, or else from the environment variable SCRATCHNET_BACKEND.
+The choice comes from `use_backend` (for a block, in the thread that runs it), else `set_backend` (for the whole
+process), else the environment variable SCRATCHNET_BACKEND.
 Every backend provides the same functions with the same signatures (see `kernels/reference/`), so an op asks
 for a kernel by name and never knows which tier runs. A backend's modules are imported on first use, so
 scratchnet imports without numba-cuda or a GPU; choosing "cuda" where it cannot run raises `BackendUnavailable`
@@ -9,6 +10,7 @@ with what to do about it.
 """
 
 import contextlib
+import contextvars
 import functools
 import importlib
 import os
@@ -33,7 +35,8 @@ BACKENDS = {
     ),
 }
 
-_active: str | None = None
+_default: str | None = None  # set_backend's choice
+_block: contextvars.ContextVar[str | None] = contextvars.ContextVar("scratchnet_backend", default=None)  # use_backend's
 _kernels: dict[tuple[str, str], object] = {}
 
 
@@ -66,23 +69,32 @@ def _check(name: str) -> str:
 
 def get_backend() -> str:
     """The active backend's name."""
-    return _active or _check(os.environ.get("SCRATCHNET_BACKEND", "numba"))
+    return _block.get() or _default or _from_environment()
+
+
+def _from_environment() -> str:
+    name = os.environ.get("SCRATCHNET_BACKEND", "numba")
+    try:
+        return _check(name)
+    except (ValueError, BackendUnavailable) as error:
+        raise type(error)(f"the environment variable SCRATCHNET_BACKEND={name!r}: {error}") from None
 
 
 def set_backend(name: str) -> None:
-    global _active
-    _active = _check(name)
+    """Choose the backend for the whole process (a `use_backend` block still takes precedence inside it)."""
+    global _default
+    _default = _check(name)
 
 
 @contextlib.contextmanager
 def use_backend(name: str):
-    """Run a block with another backend, then restore the previous one."""
-    global _active
-    previous, _active = _active, _check(name)
+    """Run a block with another backend, then restore the previous one. The choice belongs to the thread (the
+    context) that runs the block, so blocks in two threads never restore each other's."""
+    token = _block.set(_check(name))
     try:
         yield
     finally:
-        _active = previous
+        _block.reset(token)
 
 
 def kernel(name: str):
