@@ -23,7 +23,7 @@ import numpy as np
 import scratchnet as sn
 from benchmarks.timing import agreement, best_times, in_sequence, row
 from scratchnet import linf_dist_training as T
-from scratchnet.kernels import conv, linf_dist
+from scratchnet.kernels import conv, linf_dist, reference
 
 DESCRIPTION = "GPU (numba.cuda) kernels against the CPU kernels and torch on the GPU: conv2d, l-inf-dist"
 
@@ -89,7 +89,8 @@ def _conv_rows(repeat, torch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, side, side), dtype=np.float32)
     w = rng.standard_normal((f, c, k, k), dtype=np.float32)
-    gy = rng.standard_normal((n, f, side, side), dtype=np.float32)
+    o = reference.output_size(side, k, s, p)
+    gy = rng.standard_normal((n, f, o, o), dtype=np.float32)
     xd, wd, gyd = cuda.to_device(x), cuda.to_device(w), cuda.to_device(gy)
     ours = {
         "forward": lambda: gpu_conv.conv2d_forward(xd, wd, s, p),
@@ -117,8 +118,8 @@ def _conv_rows(repeat, torch):
         agrees = agreement([(ours[name](), cpu[name]())], exact=False)
         times = best_times({"ours": _synchronized(ours[name]), "reference": cpu[name],
                             "torch": _torch_timed(torch, theirs[name]) if name in theirs else None}, repeat)
-        rows.append(row(f"gpu conv2d {name}", f"x[{n},{c},{side},{side}] w[{f},{c},{k},{k}] float32", times)
-                    | {"gpu_vs_cpu": agrees})
+        shape = f"x[{n},{c},{side},{side}] w[{f},{c},{k},{k}] stride {s} padding {p} float32"
+        rows.append(row(f"gpu conv2d {name}", shape, times) | {"gpu_vs_cpu": agrees})
     return rows
 
 
@@ -165,17 +166,21 @@ def _linf_rows(repeat, torch):
 
 
 def _epoch(width, p, how):
-    """One epoch of the l-inf-dist net at a fixed p (a fresh net each call): `how` is "resident" (ResidentTrainer:
-    the net stays on the GPU), "cuda" (the autograd with backend cuda: copies at every kernel call) or "numba"
-    (the CPU)."""
+    """One epoch of the l-inf-dist net at a fixed p, each call from the same initial weights and Adam state (built
+    once, outside the timed call: drawing the 83M weights of width 5120 takes seconds): `how` is "resident"
+    (ResidentTrainer: the net stays on the GPU), "cuda" (the autograd with backend cuda: copies at every kernel
+    call) or "numba" (the CPU)."""
     rng = np.random.default_rng(0)
     x = rng.random((EPOCH_IMAGES, EPOCH_INPUT), dtype=np.float32)
     y = rng.integers(0, 10, EPOCH_IMAGES)
     batches = range(0, EPOCH_IMAGES, EPOCH_BATCH)
+    model = sn.nn.LinfDistNet(EPOCH_INPUT, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0)
+    adam = sn.optim.Adam(model.parameters(), lr=0.02, betas=(0.9, 0.99), eps=1e-10)
+    start = model.state_dict(), adam.state_dict()
 
     def epoch():
-        model = sn.nn.LinfDistNet(EPOCH_INPUT, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0)
-        adam = sn.optim.Adam(model.parameters(), lr=0.02, betas=(0.9, 0.99), eps=1e-10)
+        model.load_state_dict(start[0])
+        adam.load_state_dict(start[1])
         objective = T.HingeLoss(0.3)
         if how == "resident":
             from scratchnet.linf_dist_gpu import ResidentTrainer
