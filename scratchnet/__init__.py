@@ -14,16 +14,20 @@ from scratchnet import (
     attacks,
     backend,
     certify,
+    checkpoint,
     data,
     functional,
+    linf_dist_training,
     lipschitz,
     memory,
     nn,
     norms,
     objectives,
     optim,
+    purification,
     regularizers,
     smoothness,
+    streams,
     training,
     weight_average,
 )
@@ -33,5 +37,7 @@ from scratchnet.tensor import Tensor, as_tensor, grad, is_grad_enabled, no_grad
 __all__ = [
     "Tensor", "as_tensor", "attacks", "backend", "data", "functional", "grad", "is_grad_enabled", "load", "nn",
     "no_grad", "norms", "objectives", "optim", "regularizers", "save", "training",
-    "certify", "lipschitz", "memory", "smoothness", "weight_average",
+    "certify", "checkpoint", "linf_dist_training", "lipschitz", "memory", "purification", "smoothness", "streams",
+    "weight_average",
 ]
+# scratchnet.linf_dist_gpu is imported on its own: it needs numba.cuda, which importing scratchnet never does
