@@ -110,12 +110,14 @@ def test_numba_kernels_match_the_reference(problem, w_bytes, path):
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("path", ["row expansion", "direct"])
-def test_numba_kernels_on_blocking_edge_cases(shape, dtype, path):
+@pytest.mark.parametrize("threads", [None, 1])  # one thread: the weight gradient's groups of images, on any machine
+def test_numba_kernels_on_blocking_edge_cases(shape, dtype, path, threads):
     n, c, f, side, k, stride, padding = shape
     rng = np.random.default_rng(0)
     o = reference.output_size(side, k, stride, padding)
     x, w, gy = (rng.standard_normal(s).astype(dtype) for s in ((n, c, side, side), (f, c, k, k), (n, f, o, o)))
-    with mock.patch.multiple(conv, **FORWARD_PATHS[path]):
+    with mock.patch.multiple(conv, **FORWARD_PATHS[path]), mock.patch.object(
+            conv, "get_num_threads", (lambda: 1) if threads else conv.get_num_threads):
         ours = all_three(conv, x, w, gy, stride, padding)
     triples = zip(ours, all_three(reference, x, w, gy, stride, padding), magnitudes(x, w, gy, stride, padding),
                   strict=True)

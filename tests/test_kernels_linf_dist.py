@@ -29,6 +29,8 @@ def problems(draw, max_n=150, max_m=9):
         x, w = rng.integers(-3, 4, (batch, n)), rng.integers(-3, 4, (m, n))
     else:
         x, w = rng.standard_normal((batch, n)), rng.standard_normal((m, n))
+    if draw(st.booleans()):  # the largest distance in the last coordinates: past the first chunk when n is large
+        x[:, n - draw(st.integers(1, min(n, 3)))] += 10
     gy = rng.standard_normal((batch, m))
     return tuple(draw(layouts(a.astype(dtype))) for a in (x, w, gy))
 
