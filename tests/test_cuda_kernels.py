@@ -130,7 +130,21 @@ def distances(draw, dtype):
 @PER_CASE
 @given(data=st.data(), p=st.sampled_from([1.0, 2.0, 2.5, 8.0]))
 def test_linf_and_lp_dist_match_the_cpu(dtype, data, p):
-    x, w, gy = data.draw(distances(dtype))
+    _check_distances(*data.draw(distances(dtype)), p)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linf_and_lp_dist_match_the_cpu_past_a_tile_and_two_blocks(dtype, p=8.0):
+    """Sizes that surely cross a second row and column of tiles and two tiles of n, and rows of w past two blocks
+    of THREADS for the argmax scatter (one thread per row), which the drawn sizes may not all reach."""
+    rng = np.random.default_rng(1)
+    batch, m, n = TILE + 1, 2 * THREADS + 3, 2 * TILE + 1
+    x, w, gy = (rng.standard_normal(shape).astype(dtype) for shape in ((batch, n), (m, n), (batch, m)))
+    _check_distances(x, w, gy, p)
+
+
+def _check_distances(x, w, gy, p):
     kernels = gpu("linf_dist")
     y, index = linf_dist.linf_dist_forward(x, w)
     got_y, got_index = kernels.linf_dist_forward(x, w)
@@ -285,7 +299,19 @@ def test_attack_kernels_take_an_empty_batch():
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
        seed=st.integers(0, 2**32 - 1))
 def test_exact_conv_norm_sums_match_the_cpu(dtype, shape, stride, seed):
-    w = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    _check_norm_sums(np.random.default_rng(seed).standard_normal(shape).astype(dtype), stride)
+
+
+@needs_cuda
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("shape", [(2 * THREADS + 3, 2, 3, 3), (3, 2 * THREADS + 3, 3, 3)])
+def test_exact_conv_norm_sums_match_the_cpu_past_two_blocks(shape, stride):
+    """More filters (one thread each for the filter sums) or tap classes (one thread each for the class sums)
+    than two blocks of THREADS."""
+    _check_norm_sums(np.random.default_rng(0).standard_normal(shape), stride)
+
+
+def _check_norm_sums(w, stride):
     kernels = gpu("norms")
     np.testing.assert_allclose(kernels.conv_l1_class_sums(w, stride), norms.conv_l1_class_sums(w, stride), rtol=1e-12)
     np.testing.assert_allclose(kernels.conv_linf_filter_sums(w), norms.conv_linf_filter_sums(w), rtol=1e-12)
