@@ -47,8 +47,8 @@ def test_resident_steps_equal_the_autograd_steps(batch, p, clipped, seed):
     y = rng.integers(0, 3, (3, batch))
 
     def setup():
-        # a first layer wider than two blocks of THREADS: its column sums and means, running mean and Adam
-        model = sn.nn.LinfDistNet(6, 3, [2 * THREADS + 3, 5], 3, p=p, mean=0.2, std=0.5, seed=seed)
+        # a first layer wider than a block of THREADS: its column sums and means, running mean and Adam
+        model = sn.nn.LinfDistNet(6, 3, [THREADS + 3, 5], 3, p=p, mean=0.2, std=0.5, seed=seed)
         # eps 1e-2, not the recipe's 1e-10: Adam divides by sqrt(v), which turns a gradient that is zero up to
         # rounding (the identity-init weights have many) into a full step whose sign is the rounding noise's
         adam = sn.optim.Adam(model.parameters(), lr=0.05, betas=(0.9, 0.99), eps=1e-2)
