@@ -2,6 +2,7 @@
 against the reference over Hypothesis-drawn shapes, strides, paddings, dtypes and memory layouts, and the two
 backward kernels as the adjoints of the forward."""
 
+import contextlib
 from unittest import mock
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchnet.kernels import conv, reference
+from scratchnet.kernels import conv, conv_planes, reference
 from tests.gradcheck import layouts
 
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-10}
@@ -77,8 +78,22 @@ def test_reference_is_the_definition(problem):
         assert_matches(ours, expected, scale)
 
 
-FORWARD_PATHS = {"as chosen": {}, "row expansion": {"DIRECT_KDIM": 0}, "direct": {"DIRECT_KDIM": 10**9},
-                 "direct, chunks of 5": {"DIRECT_KDIM": 10**9, "DIRECT_CHUNK": 5}}
+# Each forward path as the constants that force it, of conv.py and of conv_planes.py
+FORWARD_PATHS = {"as chosen": ({}, {}), "row expansion": ({"DIRECT_KDIM": 0}, {}),
+                 "direct": ({"DIRECT_KDIM": 10**9}, {}),
+                 "direct, chunks of 5": ({"DIRECT_KDIM": 10**9}, {"DIRECT_CHUNK": 5})}
+
+
+def patched(path, threads=None, **conv_constants):
+    """A context in which the forward takes `path`, conv.py has `conv_constants`, and with `threads` both files'
+    kernels split their work over that many threads."""
+    stack = contextlib.ExitStack()
+    for module, constants in zip((conv, conv_planes), FORWARD_PATHS[path], strict=True):
+        for name, value in (constants | (conv_constants if module is conv else {})).items():
+            stack.enter_context(mock.patch.object(module, name, value))
+        if threads:
+            stack.enter_context(mock.patch.object(module, "get_num_threads", lambda: threads))
+    return stack
 
 
 @settings(deadline=None, max_examples=80)
@@ -90,7 +105,7 @@ def test_numba_kernels_match_the_reference(problem, w_bytes, path):
     x, w, gy, stride, padding = problem
     expected = all_three(reference, np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(gy),
                          stride, padding)
-    with mock.patch.multiple(conv, W_BYTES=w_bytes, **FORWARD_PATHS[path]):
+    with patched(path, W_BYTES=w_bytes):
         ours = all_three(conv, x, w, gy, stride, padding)
     for got, want, scale in zip(ours, expected, magnitudes(x, w, gy, stride, padding), strict=True):
         assert_matches(got, want, scale)
@@ -116,8 +131,7 @@ def test_numba_kernels_on_blocking_edge_cases(shape, dtype, path, threads):
     rng = np.random.default_rng(0)
     o = reference.output_size(side, k, stride, padding)
     x, w, gy = (rng.standard_normal(s).astype(dtype) for s in ((n, c, side, side), (f, c, k, k), (n, f, o, o)))
-    with mock.patch.multiple(conv, **FORWARD_PATHS[path]), mock.patch.object(
-            conv, "get_num_threads", (lambda: 1) if threads else conv.get_num_threads):
+    with patched(path, threads):
         ours = all_three(conv, x, w, gy, stride, padding)
     triples = zip(ours, all_three(reference, x, w, gy, stride, padding), magnitudes(x, w, gy, stride, padding),
                   strict=True)

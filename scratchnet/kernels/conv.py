@@ -1,90 +1,40 @@
-"""Numba CPU kernels for conv2d: a BLAS-free direct convolution built on one register-blocked micro-kernel.
+"""Numba CPU kernels for conv2d: a BLAS-free direct convolution on register-blocked dot products (dot_blocks.py).
 
-Every pass is phrased as dot products over one long contiguous axis, because that is the form LLVM's loop
-vectorizer turns into vector FMAs with all accumulators kept in registers (shared/specs/kernel-performance.md,
-lesson 2: a block of RB x RJ scalar sums over one contiguous innermost loop):
+Every pass is phrased as dot products over long contiguous axes, because that is the form LLVM's loop vectorizer
+turns into vector FMAs with all accumulators kept in registers (shared/specs/kernel-performance.md, lesson 2).
+This file holds the public kernels and the row-expansion engine; conv_planes.py the passes on flat phase planes:
 
 - forward: the receptive field of each output position in a band of a few dozen positions is copied into one
   row of a small matrix R (a "row expansion": im2col of one band only, so it stays in L1). Copied from a
   channels-last copy of the image, a row is KH contiguous runs of KW * C values. Then y[f, p] = <W[f], R[p]>.
-  A short receptive field (few input channels, as at a network's input, or a 1x1 conv of fewer than 64) is too
-  short a dot product to vectorize;
-  there the "direct" path sums each tap's shifted flat image plane, scaled by the weight, into the output plane.
+  A receptive field of fewer than DIRECT_KDIM values (few input channels, as at a network's input, or a 1x1 conv
+  of fewer than 64) is too short a dot product to vectorize: it runs the direct forward of conv_planes.py.
 - backward-input: the transposed convolution, run by the same engine on gy with flipped, transposed weights.
   A stride s splits it into s * s phases, each a stride-1 correlation with a sub-kernel, so no inserted zero is
   ever multiplied.
-- backward-weight: gw[f, c, i, j] = <gy[f], x[c] shifted by (i, j)>, one dot product over flat padded planes.
+- backward-weight: gw[f, c, i, j] = <gy[f], x[c] shifted by (i, j)>, one dot product over flat padded planes
+  (conv_planes.py).
 
 Loop variables are bare `range` variables over C-contiguous views (lesson 3: an offset index `base + k` keeps
 NumPy's negative-index wrap-around and turns the loop into gathers); workspaces are allocated once per call,
-one per thread (lesson 4). fastmath is limited to reassociation and FMA contraction, which the vectorized
-reductions need, so results match the NumPy reference up to float rounding and inf/NaN still propagate.
+one per thread (lesson 4).
 """
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-# The micro-kernel's tile: RB rows of one operand against RJ rows of the other. Eight accumulators cover the
-# two FMA pipelines' latency and, with the six loaded vectors, fit AVX2's sixteen registers. A 3 x 4 tile
-# (twelve accumulators and seven loads) does not: LLVM spilled two accumulators to the stack and shuffled the
-# rest between registers on every iteration, which ran each pass 1.6-1.9x slower (lesson 2 of the spec).
-RB, RJ = 2, 4
-# One filter alone (the input gradient of a one-channel image: the transposed conv has one output channel) runs
-# RC rows of R against it instead: eight sums for nine loads a step, where the RB x RJ tile would spend three of
-# its four columns on padding rows of W (4x the work).
-RC = 8
+from scratchnet.kernels import conv_planes
+from scratchnet.kernels.dot_blocks import FASTMATH, RB, RC, RJ, _column, _tile
+
 # Receptive fields of fewer values than DIRECT_KDIM run the direct forward. Measured crossover: one input channel
 # 3x3 ran 2.3x faster direct, three channels 2.8x, eight channels (72 values) the same, sixteen 1.4x slower.
 DIRECT_KDIM = 64
-DIRECT_CHUNK = 1024  # positions of the output plane per pass of the direct path: four rows of sums stay in L1
-FASTMATH = {"reassoc", "contract"}
-# Working-set sizes: a chunk of the reduction axis and a band of R sized for L1; the weight gradient's phase
-# planes sized for L2, with enough images side by side that each dot product is long.
+# Working-set sizes: a chunk of the reduction axis and a band of R sized for L1, a block of filters for L2.
 K_CHUNK = 512
 BAND_BYTES = 48 * 1024
 W_BYTES = 512 * 1024
-PLANE_BYTES = 1024 * 1024
-DOT_LENGTH = 512
 # Columns of a phase descriptor (the `grids` rows of `_correlate`).
 NJ, NL, GH, GW, Y0, X0, ST, OY0, OYS, OX0, OXS = range(11)
-
-
-@njit(fastmath=FASTMATH, cache=True, inline="always")
-def _tile(a0, a1, b0, b1, b2, b3, n):
-    """The 2 x 4 block of dot products <a_i[:n], b_j[:n]>: eight scalar sums over one contiguous loop, which
-    LLVM vectorizes into eight vector accumulators. Inlined, so the views passed in cost nothing."""
-    z = a0.dtype.type(0)
-    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z
-    for k in range(n):
-        u0, u1 = a0[k], a1[k]
-        v0, v1, v2, v3 = b0[k], b1[k], b2[k], b3[k]
-        s00 += u0 * v0
-        s01 += u0 * v1
-        s02 += u0 * v2
-        s03 += u0 * v3
-        s10 += u1 * v0
-        s11 += u1 * v1
-        s12 += u1 * v2
-        s13 += u1 * v3
-    return (s00, s01, s02, s03, s10, s11, s12, s13)
-
-
-@njit(fastmath=FASTMATH, cache=True, inline="always")
-def _column(a0, a1, a2, a3, a4, a5, a6, a7, b, n):
-    """The 8 x 1 block of dot products <a_i[:n], b[:n]>, for a single row b."""
-    z = b.dtype.type(0)
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = z
-    for k in range(n):
-        v = b[k]
-        s0 += a0[k] * v
-        s1 += a1[k] * v
-        s2 += a2[k] * v
-        s3 += a3[k] * v
-        s4 += a4[k] * v
-        s5 += a5[k] * v
-        s6 += a6[k] * v
-        s7 += a7[k] * v
-    return (s0, s1, s2, s3, s4, s5, s6, s7)
 
 
 @njit(cache=True)
@@ -218,107 +168,6 @@ def _run_correlation(src, pad_t, pad_l, wmats, grids, out):
     return out
 
 
-@njit(cache=True)
-def _phase_planes(x, n0, count, s, p, kh, kw, hq, wq, planes):
-    """planes[(c * s + a) * s + b, g * hq * wq + i * wq + j] = x[n0 + g, c, s * i + a - p, s * j + b - p] (zero
-    outside x), for the images g < count and the phases (a, b) that some tap reads: each phase of each image as a
-    flat plane, the images one after another, so that tap (i, j) is a plain shift of phase (i % s, j % s)."""
-    chans, h, w = x.shape[1], x.shape[2], x.shape[3]
-    for c in range(chans):
-        for a in range(min(s, kh)):
-            for b in range(min(s, kw)):
-                plane = planes[(c * s + a) * s + b]
-                for g in range(count):
-                    for i in range(hq):
-                        row = plane[(g * hq + i) * wq : (g * hq + i + 1) * wq]
-                        r = s * i + a - p
-                        for j in range(wq):
-                            q = s * j + b - p
-                            row[j] = x[n0 + g, c, r, q] if 0 <= r < h and 0 <= q < w else 0
-
-
-def _tap_shifts(c, kh, kw, s, wq, multiple=1):
-    """shifts[t] = (phase plane, offset) of tap t = (c, i, j) in C order: split into its stride phases, the image
-    meets tap (i, j) in phase (i % s, j % s) shifted by (i // s, j // s) rows and columns of a grid of width wq.
-    Padded with (0, 0) rows to a multiple of `multiple` taps."""
-    ci, ii, jj = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
-    shifts = np.stack([((ci * s + ii % s) * s + jj % s), (ii // s) * wq + jj // s], axis=-1).reshape(-1, 2)
-    return np.concatenate([shifts, np.zeros((-len(shifts) % multiple, 2), shifts.dtype)]).astype(np.int64)
-
-
-@njit(fastmath=FASTMATH, cache=True, inline="always")
-def _three_taps(o0, o1, o2, o3, x0, x1, x2, w, t, n):
-    """o_j[:n] += w[j, t] * x0[:n] + w[j, t + 1] * x1[:n] + w[j, t + 2] * x2[:n] for four filters j: three taps'
-    planes loaded once for four filters, twelve FMAs for four loads and four stores of the sums."""
-    a0, b0, c0 = w[0, t], w[0, t + 1], w[0, t + 2]
-    a1, b1, c1 = w[1, t], w[1, t + 1], w[1, t + 2]
-    a2, b2, c2 = w[2, t], w[2, t + 1], w[2, t + 2]
-    a3, b3, c3 = w[3, t], w[3, t + 1], w[3, t + 2]
-    for k in range(n):
-        u, v, z = x0[k], x1[k], x2[k]
-        o0[k] += a0 * u + b0 * v + c0 * z
-        o1[k] += a1 * u + b1 * v + c1 * z
-        o2[k] += a2 * u + b2 * v + c2 * z
-        o3[k] += a3 * u + b3 * v + c3 * z
-
-
-@njit(fastmath=FASTMATH, cache=True, inline="always")
-def _one_tap(o0, o1, o2, o3, x0, w, t, n):
-    """o_j[:n] += w[j, t] * x0[:n] for four filters j (the taps left over after the threes)."""
-    a0, a1, a2, a3 = w[0, t], w[1, t], w[2, t], w[3, t]
-    for k in range(n):
-        u = x0[k]
-        o0[k] += a0 * u
-        o1[k] += a1 * u
-        o2[k] += a2 * u
-        o3[k] += a3 * u
-
-
-@njit(parallel=True, cache=True)
-def _direct(x, wt, s, p, kh, kw, shifts, hq, wq, chunk, out, threads):
-    """out[n, f, i, j] = sum_t wt[f, t] * plane_t[i * wq + j + shift_t], with tap t = (c, di, dj) reading phase
-    plane shifts[t, 0] of image n (`_phase_planes`) from offset shifts[t, 1]: the forward as a sum of scaled,
-    shifted planes, vectorized along the output positions instead of along the receptive field.
-
-    The sums run over the flat phase grid (width wq >= ow) in chunks of `chunk` positions for RJ filters at a
-    time; the first ow of each grid row are the outputs. The work items (image, block of RJ filters) are split
-    evenly over the threads in that order, so that a batch of one image still uses every core.
-    """
-    n_img, nt = x.shape[0], shifts.shape[0]
-    nf, oh, ow = out.shape[1], out.shape[2], out.shape[3]
-    out3 = out.reshape(n_img, nf, oh * ow)
-    length = (oh - 1) * wq + ow
-    planes = np.zeros((threads, x.shape[1] * s * s, hq * wq), x.dtype)
-    sums = np.empty((threads, RJ, min(chunk, length)), x.dtype)
-    blocks = -(-nf // RJ)
-    items = n_img * blocks
-    for t in prange(threads):
-        pl, acc, current = planes[t], sums[t], -1
-        for item in range(t * items // threads, (t + 1) * items // threads):
-            n, f = item // blocks, item % blocks * RJ
-            if n != current:
-                _phase_planes(x, n, 1, s, p, kh, kw, hq, wq, pl)
-                current = n
-            w = wt[f:]
-            for k0 in range(0, length, chunk):
-                m = min(chunk, length - k0)
-                acc[:, :m] = 0
-                o0, o1, o2, o3 = acc[0], acc[1], acc[2], acc[3]
-                for u in range(0, nt - nt % 3, 3):
-                    _three_taps(o0, o1, o2, o3, pl[shifts[u, 0], k0 + shifts[u, 1] :],
-                                pl[shifts[u + 1, 0], k0 + shifts[u + 1, 1] :],
-                                pl[shifts[u + 2, 0], k0 + shifts[u + 2, 1] :], w, u, m)
-                for u in range(nt - nt % 3, nt):
-                    _one_tap(o0, o1, o2, o3, pl[shifts[u, 0], k0 + shifts[u, 1] :], w, u, m)
-                for j in range(min(RJ, nf - f)):  # grid rows i meeting the chunk: their first ow positions
-                    for i in range(k0 // wq, min(oh, -(-(k0 + m) // wq))):
-                        lo, hi = max(i * wq, k0), min(i * wq + ow, k0 + m)
-                        dst, src = out3[n, f + j, i * ow + lo - i * wq :], acc[j, lo - k0 :]
-                        for q in range(hi - lo):
-                            dst[q] = src[q]
-    return out
-
-
 def _check(*arrays):
     dtype = arrays[0].dtype
     assert dtype in (np.float32, np.float64), dtype
@@ -336,12 +185,7 @@ def conv2d_forward(x, w, stride, padding):
     oh, ow = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
     assert oh >= 1 and ow >= 1
     if c * kh * kw < DIRECT_KDIM:
-        hq, wq = oh + (kh - 1) // stride, ow + (kw - 1) // stride
-        wt = np.zeros((-(-f // RJ) * RJ, c * kh * kw), x.dtype)
-        wt[:f] = w.reshape(f, c * kh * kw)
-        out = np.empty((n, f, oh, ow), x.dtype)
-        shifts = _tap_shifts(c, kh, kw, stride, wq)
-        return _direct(x, wt, stride, padding, kh, kw, shifts, hq, wq, DIRECT_CHUNK, out, get_num_threads())
+        return conv_planes.direct_forward(x, w, stride, padding, np.empty((n, f, oh, ow), x.dtype))
     wmats = np.zeros((1, -(-f // RJ) * RJ, kh * kw * c), x.dtype)
     wmats[0, :f] = w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c)
     grid = (kh, kw, oh, ow, 0, 0, stride, 0, 1, 0, 1)
@@ -386,67 +230,14 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding):
     return _run_correlation(gy, pad_t, pad_l, wmats, grids, gx)
 
 
-@njit(fastmath=FASTMATH, cache=True)
-def _tap_dots(grads, planes, shifts, length, acc):
-    """acc[f, t] += <grads[f, :length], planes[plane t, shift t :][:length]> for taps t = (plane, shift), in
-    tiles of RB taps by RJ filters."""
-    for f in range(0, grads.shape[0], RJ):
-        g0, g1, g2, g3 = grads[f], grads[f + 1], grads[f + 2], grads[f + 3]
-        for t in range(0, shifts.shape[0], RB):
-            x0 = planes[shifts[t, 0], shifts[t, 1] :]
-            x1 = planes[shifts[t + 1, 0], shifts[t + 1, 1] :]
-            s = _tile(x0, x1, g0, g1, g2, g3, length)
-            for i in range(RB):
-                for j in range(RJ):
-                    acc[f + j, t + i] += s[i * RJ + j]
-
-
-@njit(parallel=True, cache=True)
-def _weight_grad(gy, x, s, p, kh, kw, shifts, group, hq, wq, fpad, plane_len, threads):
-    """acc[f, t] = sum over images of <gy[n, f] laid out on the phase grid, tap t's shifted phase plane>,
-    computed per thread over its images, `group` images per dot product, then summed over the threads."""
-    n_img, chans = x.shape[0], x.shape[1]
-    nf, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
-    acc = np.zeros((threads, fpad, shifts.shape[0]), x.dtype)
-    planes = np.zeros((threads, chans * s * s, plane_len), x.dtype)
-    grads = np.zeros((threads, fpad, group * hq * wq), x.dtype)  # zero between rows and images stays zero
-    for t in prange(threads):
-        n1 = (t + 1) * n_img // threads
-        for n0 in range(t * n_img // threads, n1, group):
-            count = min(group, n1 - n0)
-            _phase_planes(x, n0, count, s, p, kh, kw, hq, wq, planes[t])
-            for g in range(count):
-                for f in range(nf):
-                    for i in range(oh):
-                        row = grads[t, f, (g * hq + i) * wq :]
-                        for j in range(ow):
-                            row[j] = gy[n0 + g, f, i, j]
-            _tap_dots(grads[t], planes[t], shifts, (count - 1) * hq * wq + oh * wq, acc[t])
-    return acc.sum(axis=0)
-
-
 def conv2d_backward_weight(gy, x, w_shape, stride, padding):
     """gw[f, c, i, j] = sum_{n, oh, ow} gy[n, f, oh, ow] * x[n, c, oh * stride + i - padding, ow * stride + j - padding]
-    (zero outside x): the gradient of sum(gy * conv2d_forward(x, w)) with respect to w.
-
-    Split into its stride phases, the image meets each tap in one phase plane, shifted (`_tap_shifts`). Laid out
-    flat on the phase grid (width wq, hq rows per image), gy and the phase plane are then two contiguous vectors
-    and the tap one dot product. The padding of gy's grid is zero, so the values
-    it meets add nothing (unless x holds inf or NaN, which then spreads to more taps than the reference's).
-    """
+    (zero outside x): the gradient of sum(gy * conv2d_forward(x, w)) with respect to w, on flat phase planes
+    (`conv_planes.weight_gradient`)."""
     gy, x = np.ascontiguousarray(gy), np.ascontiguousarray(x)
     _check(gy, x)
     n, c, h, wd = x.shape
     f, kh, kw = w_shape[0], w_shape[2], w_shape[3]
-    s, p = stride, padding
-    assert w_shape[1] == c and s >= 1 and p >= 0
-    oh, ow = (h + 2 * p - kh) // s + 1, (wd + 2 * p - kw) // s + 1
-    assert gy.shape == (n, f, oh, ow)
-    hq, wq = oh + (kh - 1) // s, ow + (kw - 1) // s
-    image_bytes = c * min(s, kh) * min(s, kw) * hq * wq * x.dtype.itemsize
-    group = max(1, min(-(-DOT_LENGTH // (hq * wq)), PLANE_BYTES // image_bytes, -(-n // get_num_threads())))
-    shifts = _tap_shifts(c, kh, kw, s, wq, multiple=RB)
-    # the longest dot product, from the largest shift, ends inside the plane: group * hq * wq + (kw - 1) // s
-    plane_len = group * hq * wq + (kw - 1) // s
-    acc = _weight_grad(gy, x, s, p, kh, kw, shifts, group, hq, wq, -(-f // RJ) * RJ, plane_len, get_num_threads())
-    return np.ascontiguousarray(acc[:f, : c * kh * kw]).reshape(w_shape)
+    assert w_shape[1] == c and stride >= 1 and padding >= 0
+    assert gy.shape == (n, f, (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1)
+    return conv_planes.weight_gradient(gy, x, w_shape, stride, padding)
