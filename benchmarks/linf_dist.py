@@ -21,7 +21,8 @@ import numba
 import numpy as np
 
 from benchmarks.timing import agreement, best_times, in_sequence, row
-from scratchnet.kernels import linf_dist, reference
+from scratchnet.backend import kernel, use_backend
+from scratchnet.kernels import linf_dist, lp_dist
 
 DESCRIPTION = "l-inf-dist forward, forward+backward, and lp-dist (p = 8) forward+backward"
 
@@ -79,25 +80,27 @@ def _torch_results(torch, x, w, gy):
     untied = np.where(_ties(x, w, y), np.float32(0), gy)
     linf = _torch_variants(torch, x, w, untied)["forward+backward"]()
     lp = _torch_variants(torch, x, w, gy)["lp forward+backward"]()
-    y_p = linf_dist.lp_dist_forward(x, w, P)
+    y_p = lp_dist.lp_dist_forward(x, w, P)
     return {"forward": agreement([(y, linf[0])], exact=True),
             "forward, values only": agreement([(linf_dist.linf_dist_values(x, w), linf[0])], exact=True),
             "forward+backward": agreement(zip(linf_dist.linf_dist_backward(untied, x, w, index), linf[1:],
                                               strict=True), exact=False),
-            "lp forward+backward": agreement(zip((y_p, *linf_dist.lp_dist_backward(gy, x, w, y_p, P)), lp,
+            "lp forward+backward": agreement(zip((y_p, *lp_dist.lp_dist_backward(gy, x, w, y_p, P)), lp,
                                                  strict=True), exact=False)}
 
 
-def _variants(kernels, x, w, gy):
-    y, index = kernels.linf_dist_forward(x, w)
-    y_p = kernels.lp_dist_forward(x, w, P)
+def _variants(backend, x, w, gy):
+    """The timed calls of one backend's kernels, looked up by name as the ops look them up."""
+    with use_backend(backend):
+        forward, values, backward, lp_forward, lp_backward = (kernel(name) for name in (
+            "linf_dist_forward", "linf_dist_values", "linf_dist_backward", "lp_dist_forward", "lp_dist_backward"))
+    y, index = forward(x, w)
+    y_p = lp_forward(x, w, P)
     return {
-        "forward": lambda: kernels.linf_dist_forward(x, w),
-        "forward, values only": lambda: kernels.linf_dist_values(x, w),
-        "forward+backward": in_sequence(lambda: kernels.linf_dist_forward(x, w),
-                                        lambda: kernels.linf_dist_backward(gy, x, w, index)),
-        "lp forward+backward": in_sequence(lambda: kernels.lp_dist_forward(x, w, P),
-                                           lambda: kernels.lp_dist_backward(gy, x, w, y_p, P)),
+        "forward": lambda: forward(x, w),
+        "forward, values only": lambda: values(x, w),
+        "forward+backward": in_sequence(lambda: forward(x, w), lambda: backward(gy, x, w, index)),
+        "lp forward+backward": in_sequence(lambda: lp_forward(x, w, P), lambda: lp_backward(gy, x, w, y_p, P)),
     }
 
 
@@ -105,8 +108,8 @@ def run(repeat: int, torch=None) -> list[dict]:
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((B, N), dtype=np.float32), rng.standard_normal((M, N), dtype=np.float32)
     gy = rng.standard_normal((B, M), dtype=np.float32)
-    ours = _variants(linf_dist, x, w, gy)
-    ref = _variants(reference, x[:B_REFERENCE], w, gy[:B_REFERENCE])
+    ours = _variants("numba", x, w, gy)
+    ref = _variants("numpy", x[:B_REFERENCE], w, gy[:B_REFERENCE])
     theirs = _torch_variants(torch, x, w, gy) if torch is not None else {}
     results = _torch_results(torch, x, w, gy) if torch is not None else {}
     peak, elements = peak_ops_per_second(), B * M * N

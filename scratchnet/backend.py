@@ -21,6 +21,7 @@ BACKENDS = {
         "scratchnet.kernels.conv",
         "scratchnet.kernels.pool",
         "scratchnet.kernels.linf_dist",
+        "scratchnet.kernels.lp_dist",
         "scratchnet.kernels.attack",
         "scratchnet.kernels.activation",
         "scratchnet.kernels.norms",

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import scratchnet as sn
 from scratchnet.backend import cuda_problem, use_backend
-from scratchnet.kernels import activation, attack, conv, linf_dist, norms, pool, reference
+from scratchnet.kernels import activation, attack, conv, linf_dist, lp_dist, norms, pool, reference
 
 needs_cuda = pytest.mark.skipif(cuda_problem() is not None, reason=f"CUDA kernels cannot run: {cuda_problem()}")
 # a tiny tolerance for sums the GPU adds in another order
@@ -154,9 +154,9 @@ def _check_distances(x, w, gy, p):
     for got, want in zip(kernels.linf_dist_backward(gy, x, w, index), linf_dist.linf_dist_backward(gy, x, w, index),
                          strict=True):
         assert_same(got, want)
-    y_p = linf_dist.lp_dist_forward(x, w, p)
+    y_p = lp_dist.lp_dist_forward(x, w, p)
     np.testing.assert_allclose(kernels.lp_dist_forward(x, w, p), y_p, **LP_CLOSE[x.dtype.type])
-    for got, want in zip(kernels.lp_dist_backward(gy, x, w, y_p, p), linf_dist.lp_dist_backward(gy, x, w, y_p, p),
+    for got, want in zip(kernels.lp_dist_backward(gy, x, w, y_p, p), lp_dist.lp_dist_backward(gy, x, w, y_p, p),
                          strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, **LP_CLOSE[x.dtype.type])
@@ -193,9 +193,9 @@ def test_lp_dist_passes_a_nan_on_as_the_cpu_does(dtype):
     x, w = rng.standard_normal((3, 10)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)
     w[1, 4] = np.nan
     kernels = gpu("linf_dist")
-    y = linf_dist.lp_dist_forward(x, w, 8.0)
+    y = lp_dist.lp_dist_forward(x, w, 8.0)
     results = [kernels.lp_dist_forward(x, w, 8.0), *kernels.lp_dist_backward(np.ones_like(y), x, w, y, 8.0)]
-    for got, want in zip(results, [y, *linf_dist.lp_dist_backward(np.ones_like(y), x, w, y, 8.0)], strict=True):
+    for got, want in zip(results, [y, *lp_dist.lp_dist_backward(np.ones_like(y), x, w, y, 8.0)], strict=True):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], **LP_CLOSE[dtype])
 
@@ -215,8 +215,8 @@ def test_a_nan_coordinate_gives_nan_gradients_as_on_the_cpu(dtype, p):
         got, want = kernels.linf_dist_backward(np.ones_like(y), x, w, index), linf_dist.linf_dist_backward(
             np.ones_like(y), x, w, index)
     else:
-        y = linf_dist.lp_dist_forward(x, w, p)
-        got, want = kernels.lp_dist_backward(np.ones_like(y), x, w, y, p), linf_dist.lp_dist_backward(
+        y = lp_dist.lp_dist_forward(x, w, p)
+        got, want = kernels.lp_dist_backward(np.ones_like(y), x, w, y, p), lp_dist.lp_dist_backward(
             np.ones_like(y), x, w, y, p)
     assert np.isnan(want[0]).any()
     for g, c in zip(got, want, strict=True):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchnet.kernels import linf_dist, reference
+from scratchnet.kernels import linf_dist, lp_dist, reference
 from tests.gradcheck import layouts
 
 # lp: float32 powers amplify a rounding of the base by up to p, the sums are reassociated
@@ -73,11 +73,11 @@ def test_reference_is_the_definition():
 def test_lp_forward_and_backward_match_the_reference(problem, p):
     x, w, gy = problem
     tolerance = LP_TOLERANCE[x.dtype.type]
-    y = linf_dist.lp_dist_forward(x, w, p)
+    y = lp_dist.lp_dist_forward(x, w, p)
     want_y = reference.lp_dist_forward(x, w, p)
     assert y.dtype == x.dtype
     np.testing.assert_allclose(y, want_y, rtol=tolerance, atol=0)
-    gx, gw = linf_dist.lp_dist_backward(gy, x, w, want_y, p)
+    gx, gw = lp_dist.lp_dist_backward(gy, x, w, want_y, p)
     want_gx, want_gw = reference.lp_dist_backward(gy, x, w, want_y, p)
     scale = np.abs(gy).sum() + 1  # the gradients are sums of terms of size |gy|
     np.testing.assert_allclose(gx, want_gx, rtol=tolerance, atol=tolerance * scale)
@@ -91,13 +91,13 @@ def test_lp_is_finite_for_huge_p_and_values(dtype, p):
     rng = np.random.default_rng(0)
     big = np.finfo(dtype).max ** 0.8
     x, w = (rng.uniform(-1, 1, (3, 40)) * big).astype(dtype), (rng.uniform(-1, 1, (4, 40)) * big).astype(dtype)
-    y = linf_dist.lp_dist_forward(x, w, p)
+    y = lp_dist.lp_dist_forward(x, w, p)
     linf, _ = linf_dist.linf_dist_forward(x, w)
     assert np.all(np.isfinite(y))
     # ||d||_inf <= ||d||_p <= n^(1/p) ||d||_inf
     rounding = 1 + 1e-5
     assert np.all(y >= linf / rounding) and np.all(y <= linf * 40 ** (1 / p) * rounding)
-    gx, gw = linf_dist.lp_dist_backward(np.ones_like(y), x, w, y, p)
+    gx, gw = lp_dist.lp_dist_backward(np.ones_like(y), x, w, y, p)
     assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gw))
     # each output's gradient has l_q norm 1 (q the dual of p), so its entries are at most 1
     assert np.abs(gx).max() <= 4 * rounding and np.abs(gw).max() <= 3 * rounding
@@ -113,10 +113,10 @@ def test_lp_is_finite_and_right_at_the_smallest_distances(dtype, p, scale):
     tiny = np.finfo(dtype).tiny * scale
     x = np.array([[0, 0, 0], [1, 2, 3]], dtype)
     w = np.array([[tiny, 0, -tiny / 2], [0.5, -1, 2], [0, tiny / 4, 0]], dtype)
-    y = linf_dist.lp_dist_forward(x, w, p)
+    y = lp_dist.lp_dist_forward(x, w, p)
     np.testing.assert_allclose(y, reference.lp_dist_forward(x, w, p), rtol=LP_TOLERANCE[dtype], atol=0)
     gy = np.full_like(y, 10)
-    for got, want in zip(linf_dist.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
+    for got, want in zip(lp_dist.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
                          strict=True):
         assert np.all(np.isfinite(got)), got
         np.testing.assert_allclose(got, want, rtol=LP_TOLERANCE[dtype], atol=0)
@@ -132,13 +132,13 @@ def test_lp_propagates_nan_to_exactly_the_outputs_that_read_it(dtype, p, operand
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((3, 10)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)
     (x if operand == "x" else w)[0, 4] = np.nan
-    y = linf_dist.lp_dist_forward(x, w, p)
+    y = lp_dist.lp_dist_forward(x, w, p)
     read = np.zeros(y.shape, bool)
     read[(0, slice(None)) if operand == "x" else (slice(None), 0)] = True
     np.testing.assert_array_equal(np.isnan(y), read)
     np.testing.assert_allclose(y[~read], reference.lp_dist_forward(x, w, p)[~read], rtol=LP_TOLERANCE[dtype])
     gy = np.ones_like(y)
-    gx, gw = linf_dist.lp_dist_backward(gy, x, w, y, p)
+    gx, gw = lp_dist.lp_dist_backward(gy, x, w, y, p)
     for got, want in zip((gx, gw), reference.lp_dist_backward(gy, x, w, y, p), strict=True):
         # NaN where the reference has NaN; the kernels flush subnormal terms to 0
         np.testing.assert_allclose(got, want, rtol=LP_TOLERANCE[dtype], atol=np.finfo(dtype).tiny)
@@ -155,9 +155,9 @@ def test_lp_propagates_nan_to_exactly_the_outputs_that_read_it(dtype, p, operand
 @pytest.mark.parametrize("p", [1.0, 2.5, 8.0])
 def test_lp_of_equal_vectors_is_zero_with_zero_gradient(p):
     x = np.arange(6.0).reshape(2, 3)
-    y = linf_dist.lp_dist_forward(x, x, p)
+    y = lp_dist.lp_dist_forward(x, x, p)
     np.testing.assert_array_equal(np.diag(y), 0)
-    gx, gw = linf_dist.lp_dist_backward(np.eye(2), x, x, y, p)
+    gx, gw = lp_dist.lp_dist_backward(np.eye(2), x, x, y, p)
     np.testing.assert_array_equal(gx, 0)
     np.testing.assert_array_equal(gw, 0)
 
@@ -214,10 +214,10 @@ def test_lp_backward_of_an_infinite_gy_in_the_last_partial_block_of_w(p, m):
     infinite gy made NaN of all of gx[b] and of gw's last row)."""
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 3)), rng.standard_normal((m, 3))
-    y = linf_dist.lp_dist_forward(x, w, p)
+    y = lp_dist.lp_dist_forward(x, w, p)
     gy = rng.standard_normal(y.shape)
     gy[0, m - 1] = np.inf
-    for got, want in zip(linf_dist.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
+    for got, want in zip(lp_dist.lp_dist_backward(gy, x, w, y, p), reference.lp_dist_backward(gy, x, w, y, p),
                          strict=True):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))

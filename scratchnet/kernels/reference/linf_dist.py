@@ -1,4 +1,4 @@
-"""NumPy references for the l-inf-dist and lp-dist neurons (the oracle of kernels/linf_dist.py).
+"""NumPy references for the l-inf-dist and lp-dist neurons (the oracle of kernels/linf_dist.py and lp_dist.py).
 
 Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML),
 Section 3: neuron i of a layer computes y_i = ||x - w_i||_inf (the bias is added by the layer); Section 4 trains
