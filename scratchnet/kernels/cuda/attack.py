@@ -11,22 +11,9 @@ in another order, so those results agree with the CPU's up to rounding.
 import numpy as np
 from numba import cuda, float64
 
-from scratchnet.kernels.cuda.launch import THREADS, blocks, is_device, returned, to_device
+from scratchnet.kernels.cuda.launch import THREADS, blocks, is_device, nan_max, nan_min, returned, to_device
 
 TINY = 1e-12
-
-
-@cuda.jit(device=True, inline=True)
-def _max(a, b):
-    """np.maximum(a, b), as the CPU kernel: a NaN in either is kept (numba-cuda's own max is fmax, which drops a
-    NaN: a diverged model's NaN step would come out as a plausible point)."""
-    return a if a > b or a != a else b
-
-
-@cuda.jit(device=True, inline=True)
-def _min(a, b):
-    """np.minimum(a, b): a NaN in either is kept (see _max)."""
-    return a if a < b or a != a else b
 
 
 @cuda.jit
@@ -41,8 +28,8 @@ def _linf(x_adv, g, x, step_size, eps, lo, hi, signed, out):
     v, center, gi = float64(x_adv[b, i]), float64(x[b, i]), float64(g[b, i])
     if signed:
         v += step_size[b] * (1 if gi > 0 else -1 if gi < 0 else gi - gi)  # sign(NaN) = NaN, as np.sign
-    v = _min(_max(v, center - eps), center + eps)
-    out[b, i] = _min(_max(v, lo), hi)
+    v = nan_min(nan_max(v, center - eps), center + eps)
+    out[b, i] = nan_min(nan_max(v, lo), hi)
 
 
 @cuda.jit(device=True, inline=True)
@@ -85,7 +72,7 @@ def _l2(x_adv, g, x, step_size, eps, lo, hi, normalized, out):
     norm = _block_sum(partial, squares) ** 0.5
     shrink = eps / max(norm, TINY) if norm > eps else float64(1)
     for i in range(t, d, THREADS):
-        out[b, i] = _min(_max(float64(x[b, i]) + out[b, i] * shrink, lo), hi)
+        out[b, i] = nan_min(nan_max(float64(x[b, i]) + out[b, i] * shrink, lo), hi)
 
 
 def _run(kernel, x_adv, g, x, step_size, eps, lo, hi, moves):

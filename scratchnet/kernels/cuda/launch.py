@@ -51,6 +51,19 @@ def blocks(count: int, size: int = THREADS) -> int:
     return max(1, -(-count // size))
 
 
+@cuda.jit(device=True, inline=True)
+def nan_max(a, b):
+    """np.maximum(a, b): a NaN in either is kept, as the CPU kernels keep it (numba-cuda's own max is fmax, which
+    drops a NaN: a diverged model's NaN would come out as a plausible number)."""
+    return a if a > b or a != a else b
+
+
+@cuda.jit(device=True, inline=True)
+def nan_min(a, b):
+    """np.minimum(a, b): a NaN in either is kept (see nan_max)."""
+    return a if a < b or a != a else b
+
+
 @cuda.jit
 def _fill_zero(flat):
     """Thread layout: one thread per element, THREADS per block."""

@@ -27,6 +27,7 @@ from scratchnet.kernels.cuda.launch import (
     TILE,
     blocks,
     is_device,
+    nan_max,
     returned,
     specialized,
     to_device,
@@ -45,12 +46,6 @@ def _times_sign(g, d):
     """g sign(d), in g's dtype (g - g: 0, or NaN for an infinite g, as g * 0 would give; a NaN d gives NaN, as
     the CPU's g * np.sign(d))."""
     return g if d > 0 else -g if d < 0 else g - g if d == d else d
-
-
-@cuda.jit(device=True, inline=True)
-def _nan_max(a, b):
-    """max(a, b) that keeps a NaN, as the CPU kernels do (a plain max, like fmax, would drop it)."""
-    return a if a > b or a != a else b
 
 
 def _linf_forward(dtype):
@@ -135,8 +130,8 @@ def _interval_bounds(dtype):
             cuda.syncthreads()
             for k in range(min(TILE, n - k0)):
                 below, above = lower_tile[ty, k] - w_tile[tx, k], upper_tile[ty, k] - w_tile[tx, k]
-                low = _nan_max(low, _nan_max(below, -above))
-                high = _nan_max(high, _nan_max(abs(below), abs(above)))
+                low = nan_max(low, nan_max(below, -above))
+                high = nan_max(high, nan_max(abs(below), abs(above)))
             cuda.syncthreads()
         if b0 + ty < y_lower.shape[0] and i0 + tx < y_lower.shape[1]:
             y_lower[b0 + ty, i0 + tx] = low
