@@ -36,7 +36,7 @@ def nonsmoothness(model, x, labels, eps, norm):
     return r if gradient.unconverged == 0 else None
 
 
-MODELS = 5
+MODELS = 7
 
 
 @settings(deadline=None, max_examples=3)
@@ -44,7 +44,8 @@ MODELS = 5
 def test_linf_is_less_smooth_than_l2_which_is_less_smooth_than_clean(first_seed):
     """For one model, eight random directions at h >= 0.03 can miss every sign flip of the input gradient, and the
     l-inf estimate then sits near the l2 one (in a sweep of 235 models, 7 had l-inf / l2 below 1.15 and one below
-    1); so the ordering is asserted for the median over five models (data and weights seeded alike)."""
+    1; seeds 200-319 had 4 of 120, three of them among 292-296, which failed a median over five models in CI);
+    so the ordering is asserted for the median over seven models (data and weights seeded alike)."""
     ratios = []
     for seed in range(first_seed, first_seed + MODELS):
         x, labels = lifted_spirals(seed)
