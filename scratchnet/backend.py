@@ -30,6 +30,7 @@ BACKENDS = {
         "scratchnet.kernels.cuda.conv",
         "scratchnet.kernels.cuda.pool",
         "scratchnet.kernels.cuda.linf_dist",
+        "scratchnet.kernels.cuda.lp_dist",
         "scratchnet.kernels.cuda.attack",
         "scratchnet.kernels.cuda.activation",
         "scratchnet.kernels.cuda.norms",

@@ -1,13 +1,13 @@
 """Training an l-inf-dist net with its weights, optimizer state and activations resident on the GPU.
 
-The autograd (`scratchnet.tensor`) keeps NumPy arrays on the host, so with backend "cuda" every kernel call copies
-its inputs to the GPU and its result back. `ResidentTrainer` keeps the net (Zhang et al. 2021, Section 3) on the
-GPU instead: the weights, biases, running means and Adam's moments live there, and a training step runs the
-forward and backward passes layer by layer with the CUDA kernels (distances: `kernels/cuda/linf_dist.py`; input
-normalization, mean shift and Adam: `kernels/cuda/elementwise.py`). Only a batch's images go in, and only its
-[B, classes] output and the loss gradient there cross back and forth: the loss (the hinge, or the clipped hinge
-plus cross-entropy, of `scratchnet.linf_dist_training`) runs in the ordinary autograd on the host, with the
-objective's own code, on a few hundred numbers.
+The autograd (`scratchnet.tensor`) keeps NumPy arrays on the host, so with backend "cuda" every kernel call copies its
+inputs to the GPU and its result back. `ResidentTrainer` keeps the net (Zhang et al. 2021, Section 3) on the GPU
+instead: the weights, biases, running means and Adam's moments live there, and a training step runs the forward and
+backward passes layer by layer with the CUDA kernels (distances: `kernels/cuda/linf_dist.py` and `lp_dist.py`; input
+normalization, mean shift and Adam: `kernels/cuda/elementwise.py`). Only a batch's images go in, and only its [B,
+classes] output and the loss gradient there cross back and forth: the loss (the hinge, or the clipped hinge plus
+cross-entropy, of `scratchnet.linf_dist_training`) runs in the ordinary autograd on the host, with the objective's own
+code, on a few hundred numbers.
 
 A step computes what `fit` computes with `LinfDistNet` and `Adam` (tests/test_linf_dist_gpu.py compares them);
 `to_host` copies the state back into the model and the optimizer, for evaluation, certification and checkpoints.
@@ -21,6 +21,7 @@ from numba import cuda
 
 from scratchnet.kernels.cuda import elementwise as E
 from scratchnet.kernels.cuda import linf_dist as D
+from scratchnet.kernels.cuda import lp_dist as P
 from scratchnet.nn.linf_dist import LinfDistNet, set_p
 from scratchnet.optim import Adam
 from scratchnet.tensor import Tensor
@@ -81,7 +82,7 @@ class ResidentTrainer:
                 out, index = D.linf_dist_forward(h, w)
                 saved.append((h, index))
             else:
-                distances = D.lp_dist_forward(h, w, layer.p)
+                distances = P.lp_dist_forward(h, w, layer.p)
                 saved.append((h, distances))  # the lp backward needs the distances before the shift
                 out = cuda.device_array_like(distances)
                 out.copy_to_device(distances)
@@ -125,7 +126,7 @@ class ResidentTrainer:
             if math.isinf(layer.p):
                 g, gw = D.linf_dist_backward(g, h, w, stored)
             else:
-                g, gw = D.lp_dist_backward(g, h, w, stored, layer.p)
+                g, gw = P.lp_dist_backward(g, h, w, stored, layer.p)
             self._update(layer.weight, gw)
         return loss, logits
 

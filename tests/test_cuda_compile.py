@@ -31,7 +31,7 @@ COMPILE_EVERY_KERNEL = textwrap.dedent("""
 
     from numba.cuda.dispatcher import CUDADispatcher as Dispatcher
 
-    from scratchnet.kernels.cuda import activation, attack, conv, elementwise, launch, linf_dist, norms, pool
+    from scratchnet.kernels.cuda import activation, attack, conv, elementwise, launch, linf_dist, lp_dist, norms, pool
 
     def compile_all(dtype):
         real = dtype.type
@@ -60,9 +60,9 @@ COMPILE_EVERY_KERNEL = textwrap.dedent("""
             product = launch.specialized(conv._tiled_product, dtype, *loaders)
             launches[f"conv {which}"] = (product, (m4, m4, geometry, 2, 2, 2, 2, np.zeros((1, 2, 2), dtype)))
         for name, factory, args in (("linf forward", linf_dist._linf_forward, (m2, m2, m2, index2)),
-                                    ("lp forward", linf_dist._lp_forward, (m2, m2, real(8), m2)),
+                                    ("lp forward", lp_dist._lp_forward, (m2, m2, real(8), m2)),
                                     ("interval bounds", linf_dist._interval_bounds, (m2, m2, m2, m2, m2)),
-                                    ("lp backward", linf_dist._lp_backward, (m2, m2, m2, m2, real(7), True, m2))):
+                                    ("lp backward", lp_dist._lp_backward, (m2, m2, m2, m2, real(7), True, m2))):
             launches[name] = (launch.specialized(factory, dtype), args)
         covered = {id(kernel) for kernel, _ in launches.values()}
         # every kernel of every module must be in the table above

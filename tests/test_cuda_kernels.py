@@ -145,7 +145,7 @@ def test_linf_and_lp_dist_match_the_cpu_past_a_tile_and_two_blocks(dtype, p=8.0)
 
 
 def _check_distances(x, w, gy, p):
-    kernels = gpu("linf_dist")
+    kernels, lp_kernels = gpu("linf_dist"), gpu("lp_dist")
     y, index = linf_dist.linf_dist_forward(x, w)
     got_y, got_index = kernels.linf_dist_forward(x, w)
     assert_same(got_y, y)
@@ -155,8 +155,8 @@ def _check_distances(x, w, gy, p):
                          strict=True):
         assert_same(got, want)
     y_p = lp_dist.lp_dist_forward(x, w, p)
-    np.testing.assert_allclose(kernels.lp_dist_forward(x, w, p), y_p, **LP_CLOSE[x.dtype.type])
-    for got, want in zip(kernels.lp_dist_backward(gy, x, w, y_p, p), lp_dist.lp_dist_backward(gy, x, w, y_p, p),
+    np.testing.assert_allclose(lp_kernels.lp_dist_forward(x, w, p), y_p, **LP_CLOSE[x.dtype.type])
+    for got, want in zip(lp_kernels.lp_dist_backward(gy, x, w, y_p, p), lp_dist.lp_dist_backward(gy, x, w, y_p, p),
                          strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, **LP_CLOSE[x.dtype.type])
@@ -176,7 +176,7 @@ def test_lp_dist_is_right_at_the_smallest_distances(dtype, p, scale):
     tiny = np.finfo(dtype).tiny * scale
     x = np.array([[0, 0, 0], [1, 2, 3]], dtype)
     w = np.array([[tiny, 0, -tiny / 2], [0.5, -1, 2], [0, tiny / 4, 0]], dtype)
-    kernels = gpu("linf_dist")
+    kernels = gpu("lp_dist")
     y = kernels.lp_dist_forward(x, w, p)
     np.testing.assert_allclose(y, reference.lp_dist_forward(x, w, p), rtol=LP_CLOSE[dtype]["rtol"], atol=0)
     gy = np.full_like(y, 10)
@@ -192,7 +192,7 @@ def test_lp_dist_passes_a_nan_on_as_the_cpu_does(dtype):
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((3, 10)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)
     w[1, 4] = np.nan
-    kernels = gpu("linf_dist")
+    kernels = gpu("lp_dist")
     y = lp_dist.lp_dist_forward(x, w, 8.0)
     results = [kernels.lp_dist_forward(x, w, 8.0), *kernels.lp_dist_backward(np.ones_like(y), x, w, y, 8.0)]
     for got, want in zip(results, [y, *lp_dist.lp_dist_backward(np.ones_like(y), x, w, y, 8.0)], strict=True):
@@ -209,14 +209,13 @@ def test_a_nan_coordinate_gives_nan_gradients_as_on_the_cpu(dtype, p):
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((3, 5)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
     x[0, 1] = np.nan
-    kernels = gpu("linf_dist")
     if p == np.inf:
         y, index = linf_dist.linf_dist_forward(x, w)
-        got, want = kernels.linf_dist_backward(np.ones_like(y), x, w, index), linf_dist.linf_dist_backward(
+        got, want = gpu("linf_dist").linf_dist_backward(np.ones_like(y), x, w, index), linf_dist.linf_dist_backward(
             np.ones_like(y), x, w, index)
     else:
         y = lp_dist.lp_dist_forward(x, w, p)
-        got, want = kernels.lp_dist_backward(np.ones_like(y), x, w, y, p), lp_dist.lp_dist_backward(
+        got, want = gpu("lp_dist").lp_dist_backward(np.ones_like(y), x, w, y, p), lp_dist.lp_dist_backward(
             np.ones_like(y), x, w, y, p)
     assert np.isnan(want[0]).any()
     for g, c in zip(got, want, strict=True):

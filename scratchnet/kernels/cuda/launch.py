@@ -90,3 +90,21 @@ def specialized(factory, dtype, *args):
     if key not in _compiled:
         _compiled[key] = factory(numba.from_dtype(np.dtype(dtype)), *args)
     return _compiled[key]
+
+
+def tiled(kernel_factory, dtype, batch, m):
+    """The kernel for dtype, configured for a grid of TILE x TILE blocks over the [batch, m] outputs."""
+    return specialized(kernel_factory, dtype)[(blocks(m, TILE), blocks(batch, TILE)), (TILE, TILE)]
+
+
+@cuda.jit(device=True, inline=True)
+def load_tile(tile, a, r, k):
+    """tile[ty, tx] = a[r, k], or 0 outside a."""
+    tile[cuda.threadIdx.y, cuda.threadIdx.x] = a[r, k] if r < a.shape[0] and k < a.shape[1] else a.dtype.type(0)
+
+
+@cuda.jit(device=True, inline=True)
+def times_sign(g, d):
+    """g sign(d), in g's dtype (g - g: 0, or NaN for an infinite g, as g * 0 would give; a NaN d gives NaN, as
+    the CPU's g * np.sign(d))."""
+    return g if d > 0 else -g if d < 0 else g - g if d == d else d

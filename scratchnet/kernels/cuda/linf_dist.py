@@ -1,10 +1,10 @@
-"""CUDA kernels for the l-inf-dist and lp-dist neurons: y[b, i] = ||x[b] - w[i]|| for x [B, n], w [m, n].
+"""CUDA kernels for the l-inf-dist neuron: y[b, i] = ||x[b] - w[i]||_inf for x [B, n], w [m, n].
 
 Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML):
-the neuron (Section 3), its lp relaxation for training (Section 4) and its interval bounds (Section 5); the
-NumPy twins in `kernels/reference/linf_dist.py` define what each function computes.
+the neuron (Section 3) and its interval bounds (Section 5); the NumPy twins in `kernels/reference/linf_dist.py`
+define what each function computes. The lp relaxation (Section 4) is in lp_dist.py.
 
-- The forward passes and the interval bounds are a matrix product with another reduction in place of the
+- The forward pass and the interval bounds are a matrix product with another reduction in place of the
   multiply-add, and are tiled like one (shared/specs/linf-dist-nets.md, Sec. 5): a block of TILE x TILE threads
   owns a tile of outputs (b, i), walks the n coordinates TILE at a time, loads the matching tiles of x and w into
   shared memory (each thread one value of each), and then every thread reduces its row of the x tile against its
@@ -14,8 +14,6 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
   row of w for gw: a row is only ever written by its own thread, in the CPU kernel's order, so no atomics are
   needed and the sums equal the CPU's bit for bit (the paper's kernel runs one thread per output with atomic
   additions instead: more parallel, but its sums come in no fixed order).
-- lp: scaled by the l-inf distance M as on the CPU (every term (|d_j| / M)^p <= 1, so no overflow); its backward
-  runs one thread per entry of gx (or gw), summing over the rows of w (or of x).
 """
 
 import numpy as np
@@ -27,25 +25,14 @@ from scratchnet.kernels.cuda.launch import (
     TILE,
     blocks,
     is_device,
+    load_tile,
     nan_max,
     returned,
-    specialized,
+    tiled,
+    times_sign,
     to_device,
     zeros,
 )
-
-
-@cuda.jit(device=True, inline=True)
-def _load(tile, a, r, k):
-    """tile[ty, tx] = a[r, k], or 0 outside a."""
-    tile[cuda.threadIdx.y, cuda.threadIdx.x] = a[r, k] if r < a.shape[0] and k < a.shape[1] else a.dtype.type(0)
-
-
-@cuda.jit(device=True, inline=True)
-def _times_sign(g, d):
-    """g sign(d), in g's dtype (g - g: 0, or NaN for an infinite g, as g * 0 would give; a NaN d gives NaN, as
-    the CPU's g * np.sign(d))."""
-    return g if d > 0 else -g if d < 0 else g - g if d == d else d
 
 
 def _linf_forward(dtype):
@@ -61,8 +48,8 @@ def _linf_forward(dtype):
         b0, i0, n = cuda.blockIdx.y * TILE, cuda.blockIdx.x * TILE, x.shape[1]
         best, at = dtype(-1), 0
         for k0 in range(0, n, TILE):
-            _load(x_tile, x, b0 + ty, k0 + tx)
-            _load(w_tile, w, i0 + ty, k0 + tx)
+            load_tile(x_tile, x, b0 + ty, k0 + tx)
+            load_tile(w_tile, w, i0 + ty, k0 + tx)
             cuda.syncthreads()
             for k in range(min(TILE, n - k0)):
                 d = abs(x_tile[ty, k] - w_tile[tx, k])
@@ -74,40 +61,6 @@ def _linf_forward(dtype):
             index[b0 + ty, i0 + tx] = at
 
     return linf_forward
-
-
-def _lp_forward(dtype):
-    tiny = dtype(np.finfo(str(dtype)).tiny)  # the smallest normal number (dtype is a Numba type)
-
-    @cuda.jit
-    def lp_forward(x, w, p, y):
-        """On entry y holds the row max M = ||x[b] - w[i]||_inf; on exit M (sum_j (|x[b, j] - w[i, j]| / M)^p)^(1/p).
-
-        Thread layout: as the l-inf forward, thread (ty, tx) of block (bx, by) owns (by TILE + ty, bx TILE + tx)."""
-        x_tile = cuda.shared.array((TILE, TILE), dtype)
-        w_tile = cuda.shared.array((TILE, PADDED), dtype)
-        ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
-        b0, i0, n = cuda.blockIdx.y * TILE, cuda.blockIdx.x * TILE, x.shape[1]
-        b, i = b0 + ty, i0 + tx
-        inside = b < y.shape[0] and i < y.shape[1]
-        top = y[b, i] if inside else dtype(0)
-        # A thread outside y, or with top = 0 (every |d| is 0) or NaN, writes nothing: its terms are 0. 1 / top
-        # can overflow for a subnormal top: such a thread divides by top instead (|d| / top <= 1 never overflows)
-        divide = 0 < top < tiny
-        scale = dtype(1) / top if top >= tiny else dtype(0)
-        total = dtype(0)
-        for k0 in range(0, n, TILE):  # every thread, inside or not, loads and reaches the barriers
-            _load(x_tile, x, b0 + ty, k0 + tx)
-            _load(w_tile, w, i0 + ty, k0 + tx)
-            cuda.syncthreads()
-            for k in range(min(TILE, n - k0)):
-                d = abs(x_tile[ty, k] - w_tile[tx, k])
-                total += (d / top if divide else d * scale) ** p
-            cuda.syncthreads()
-        if inside and top > 0:
-            y[b, i] = top * total ** (dtype(1) / p)
-
-    return lp_forward
 
 
 def _interval_bounds(dtype):
@@ -124,9 +77,9 @@ def _interval_bounds(dtype):
         b0, i0, n = cuda.blockIdx.y * TILE, cuda.blockIdx.x * TILE, w.shape[1]
         low = high = dtype(0)
         for k0 in range(0, n, TILE):
-            _load(lower_tile, lower, b0 + ty, k0 + tx)
-            _load(upper_tile, upper, b0 + ty, k0 + tx)
-            _load(w_tile, w, i0 + ty, k0 + tx)
+            load_tile(lower_tile, lower, b0 + ty, k0 + tx)
+            load_tile(upper_tile, upper, b0 + ty, k0 + tx)
+            load_tile(w_tile, w, i0 + ty, k0 + tx)
             cuda.syncthreads()
             for k in range(min(TILE, n - k0)):
                 below, above = lower_tile[ty, k] - w_tile[tx, k], upper_tile[ty, k] - w_tile[tx, k]
@@ -153,30 +106,7 @@ def _linf_scatter(gy, rows, others, index, transposed, g):
     for o in range(others.shape[0]):
         grad = gy[o, r] if transposed else gy[r, o]
         j = index[o, r] if transposed else index[r, o]
-        g[r, j] += _times_sign(grad, rows[r, j] - others[o, j])
-
-
-def _lp_backward(dtype):
-    @cuda.jit
-    def lp_backward(gy, x, w, y, q, toward_x, g):
-        """For toward_x: g[b, j] = sum_i gy[b, i] sign(d) (|d| / y[b, i])^q with d = x[b, j] - w[i, j], q = p - 1;
-        otherwise g[i, j] = -sum_b of the same. Outputs with y = 0 add nothing.
-
-        Thread layout: blocks of TILE x TILE threads; thread (ty, tx) of block (bx, by) owns g[by TILE + ty,
-        bx TILE + tx], so a warp reads consecutive j of a row of w (or x): coalesced."""
-        j, r = cuda.grid(2)
-        if r >= g.shape[0] or j >= g.shape[1]:
-            return
-        total = dtype(0)
-        for o in range(w.shape[0] if toward_x else x.shape[0]):
-            b, i = (r, o) if toward_x else (o, r)
-            if not y[b, i] <= 0:  # y > 0, or NaN, which passes on as on the CPU
-                d = x[b, j] - w[i, j]
-                term = _times_sign(gy[b, i], d) * (abs(d) / y[b, i]) ** q  # 1 / y overflows for a subnormal y
-                total = total + term if toward_x else total - term
-        g[r, j] = total
-
-    return lp_backward
+        g[r, j] += times_sign(grad, rows[r, j] - others[o, j])
 
 
 def _check(x, w):
@@ -188,17 +118,12 @@ def _check(x, w):
     return to_device(x), to_device(w)
 
 
-def _tiled(kernel_factory, dtype, batch, m):
-    """The kernel for dtype, configured for a grid of TILE x TILE blocks over the [batch, m] outputs."""
-    return specialized(kernel_factory, dtype)[(blocks(m, TILE), blocks(batch, TILE)), (TILE, TILE)]
-
-
 def linf_dist_forward(x, w):
     """y[b, i] = max_j |x[b, j] - w[i, j]| and index[b, i] = the first j where the max is reached (int64)."""
     xd, wd = _check(x, w)
     y = cuda.device_array((xd.shape[0], wd.shape[0]), xd.dtype)
     index = cuda.device_array(y.shape, np.int64)
-    _tiled(_linf_forward, xd.dtype, *y.shape)(xd, wd, y, index)
+    tiled(_linf_forward, xd.dtype, *y.shape)(xd, wd, y, index)
     return returned(y, is_device(x)), returned(index, is_device(x))
 
 
@@ -223,35 +148,6 @@ def linf_dist_backward(gy, x, w, index):
     return returned(gx, is_device(gy)), returned(gw, is_device(gy))
 
 
-def lp_dist_forward(x, w, p):
-    """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max)."""
-    if not p >= 1:
-        raise ValueError(f"p must be >= 1, got {p}")
-    xd, wd = _check(x, w)
-    y = cuda.device_array((xd.shape[0], wd.shape[0]), xd.dtype)
-    index = cuda.device_array(y.shape, np.int64)
-    _tiled(_linf_forward, xd.dtype, *y.shape)(xd, wd, y, index)
-    _tiled(_lp_forward, xd.dtype, *y.shape)(xd, wd, xd.dtype.type(p), y)
-    return returned(y, is_device(x))
-
-
-def lp_dist_backward(gy, x, w, y, p):
-    """gx[b, j] = sum_i gy[b, i] sign(d) (|d| / y[b, i])^(p - 1) with d = x[b, j] - w[i, j]; gw likewise with
-    the opposite sign, summed over b. An output y = 0 (x[b] = w[i]) passes no gradient."""
-    if not p >= 1:
-        raise ValueError(f"p must be >= 1, got {p}")
-    xd, wd = _check(x, w)
-    shape = (xd.shape[0], wd.shape[0])
-    if tuple(gy.shape) != shape or tuple(y.shape) != shape:
-        raise ValueError(f"gy and y must have shape {shape}, got {tuple(gy.shape)} and {tuple(y.shape)}")
-    gyd, yd, q = to_device(gy, xd.dtype), to_device(y, xd.dtype), xd.dtype.type(p - 1)
-    gx, gw = cuda.device_array(xd.shape, xd.dtype), cuda.device_array(wd.shape, wd.dtype)
-    kernel = specialized(_lp_backward, xd.dtype)
-    for g, toward_x in ((gx, True), (gw, False)):
-        kernel[(blocks(g.shape[1], TILE), blocks(g.shape[0], TILE)), (TILE, TILE)](gyd, xd, wd, yd, q, toward_x, g)
-    return returned(gx, is_device(gy)), returned(gw, is_device(gy))
-
-
 def interval_bounds(lower, upper, w):
     """The exact range [y_lower, y_upper] of ||x - w_i||_inf over the box lower[b] <= x <= upper[b]:
     y_upper = max_j max(|lower_j - w_j|, |upper_j - w_j|), y_lower = max_j max(0, lower_j - w_j, w_j - upper_j)."""
@@ -261,5 +157,5 @@ def interval_bounds(lower, upper, w):
         raise ValueError(f"lower and upper must have one shape, got {lowerd.shape} and {upperd.shape}")
     y_lower = cuda.device_array((lowerd.shape[0], wd.shape[0]), lowerd.dtype)
     y_upper = cuda.device_array(y_lower.shape, lowerd.dtype)
-    _tiled(_interval_bounds, lowerd.dtype, *y_lower.shape)(lowerd, upperd, wd, y_lower, y_upper)
+    tiled(_interval_bounds, lowerd.dtype, *y_lower.shape)(lowerd, upperd, wd, y_lower, y_upper)
     return returned(y_lower, is_device(lower)), returned(y_upper, is_device(lower))

@@ -23,9 +23,8 @@ from scratchnet.kernels.reference.linf_dist import (
     linf_dist_backward,
     linf_dist_forward,
     linf_dist_values,
-    lp_dist_backward,
-    lp_dist_forward,
 )
+from scratchnet.kernels.reference.lp_dist import lp_dist_backward, lp_dist_forward
 from scratchnet.kernels.reference.norms import conv_l1_class_sums, conv_linf_filter_sums
 
 __all__ = [

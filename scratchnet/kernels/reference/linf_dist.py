@@ -1,10 +1,10 @@
-"""NumPy references for the l-inf-dist and lp-dist neurons (the oracle of kernels/linf_dist.py and lp_dist.py).
+"""NumPy references for the l-inf-dist neuron (the oracle of kernels/linf_dist.py and kernels/cuda/linf_dist.py).
 
 Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML),
-Section 3: neuron i of a layer computes y_i = ||x - w_i||_inf (the bias is added by the layer); Section 4 trains
-with the lp relaxation y_i = ||x - w_i||_p and p growing towards infinity, and Section 5's interval bounds
-certify. For x [B, n] and w [m, n], every function here builds the full [B, m, n] array of differences
-d[b, i, j] = x[b, j] - w[i, j], which makes each formula one line, and is why these are for tests only.
+Section 3: neuron i of a layer computes y_i = ||x - w_i||_inf (the bias is added by the layer), and Section 5's
+interval bounds certify (the lp relaxation of Section 4 is in lp_dist.py). For x [B, n] and w [m, n], every
+function here builds the full [B, m, n] array of differences d[b, i, j] = x[b, j] - w[i, j], which makes each
+formula one line, and is why these are for tests only.
 """
 
 import numpy as np
@@ -39,27 +39,6 @@ def linf_dist_backward(gy, x, w, index):
     np.add.at(gx, (rows, index), g)
     np.add.at(gw, (cols, index), -g)
     return gx, gw
-
-
-def lp_dist_forward(x, w, p):
-    """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p), computed as M (sum_j (|d_j| / M)^p)^(1/p) with M the
-    row max, so that every term is at most 1 and the sum cannot overflow for any p >= 1. y = 0 where d = 0."""
-    a = np.abs(_differences(x, w))
-    top = a.max(axis=2, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(top > 0, a / top, 0)
-    y = top[:, :, 0] * np.sum(t**p, axis=2) ** (1 / p)
-    return np.ascontiguousarray(y.astype(x.dtype))
-
-
-def lp_dist_backward(gy, x, w, y, p):
-    """dy/dx_j = sign(d_j) (|d_j| / y)^(p - 1) = -dy/dw_j, contracted with gy; zero for an output y = 0, NaN for
-    a NaN output (the kernels pass it on too)."""
-    d = _differences(x, w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(y[:, :, None] == 0, 0, np.abs(d) / y[:, :, None])
-    g = gy[:, :, None] * np.sign(d) * ratio ** (p - 1)
-    return g.sum(axis=1).astype(x.dtype), -g.sum(axis=0).astype(w.dtype)
 
 
 def interval_bounds(lower, upper, w):
