@@ -13,13 +13,14 @@ The arithmetic of a step (move, project onto the ball, clip to the bounds) is on
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 from tqdm.auto import tqdm
 
 import scratchnet.functional as F
 from scratchnet.backend import kernel
-from scratchnet.functional.losses import dlr, margin
+from scratchnet.functional.losses import check_labels, dlr, margin
 from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import Tensor, grad, no_grad
 
@@ -37,8 +38,7 @@ def _check(x, y, eps, norm, bounds) -> tuple[np.ndarray, np.ndarray, float, floa
         raise TypeError(f"x must be float32 or float64, got {x.dtype}")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must be 1-D integer labels, one per example of x {x.shape}, got {y.dtype} {y.shape}")
-    if not (isinstance(eps, int | float | np.floating) and math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    _check_eps(eps)
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     lo, hi = (float(b) for b in bounds)
@@ -46,6 +46,12 @@ def _check(x, y, eps, norm, bounds) -> tuple[np.ndarray, np.ndarray, float, floa
         raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
     check_in_bounds(x, (lo, hi))
     return x, y, lo, hi
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
 
 
 def check_in_bounds(x: np.ndarray, bounds) -> None:
@@ -268,6 +274,12 @@ def apgd(model, x, y, eps: float, steps: int = 100, norm: str = "inf", loss: str
         raise ValueError(f"APGD's loss must be 'ce' or 'dlr', got {loss!r}")
     if maximize_loss and targeted:
         raise ValueError("maximize_loss is for the untargeted attack inside training, not for APGD-T")
+    if isinstance(n_targets, bool) or not isinstance(n_targets, numbers.Integral) or n_targets < 1:
+        raise ValueError(f"n_targets must be an int >= 1 (none would leave every example unattacked), got "
+                         f"{n_targets!r}")
+    if not (isinstance(rho, numbers.Real) and 0 <= rho <= 1):
+        raise ValueError(f"rho, the fraction of increasing steps below which the step halves, must be in [0, 1], "
+                         f"got {rho!r}")
     rng = np.random.default_rng(rng)
     if maximize_loss:
         return _apgd_highest_loss(model, x, y, eps, steps, norm, attack_loss(loss, y), restarts, lo, hi, rng, rho,
@@ -318,10 +330,11 @@ def robust_accuracy(model, x, y, attacks: dict, eps, batch_size: int = 500, casc
     Returns {"eps": [...], "clean": accuracy, "attacks": {name: [accuracy per eps]}, "worst_case": [...]}.
     """
     x, y, lo, hi = _check(x, y, 0.0, norm, bounds)
-    epsilons = [float(e) for e in np.atleast_1d(eps)]
+    epsilons = [_check_eps(e) for e in np.atleast_1d(eps).tolist()]
     if not attacks:
         raise ValueError("attacks must name at least one attack")
-    correct = _predictions(model, x, batch_size) == y
+    logits = _logits(model, x, batch_size)
+    correct = logits.argmax(axis=1) == check_labels(y, logits, "robust_accuracy")
     result = {"eps": epsilons, "clean": float(correct.mean()), "attacks": {name: [] for name in attacks},
               "worst_case": []}
     bar = tqdm(total=len(epsilons) * len(attacks), desc="robust accuracy", disable=not progress, leave=False)
@@ -344,16 +357,27 @@ def robust_accuracy(model, x, y, attacks: dict, eps, batch_size: int = 500, casc
     return result
 
 
-def _predictions(model, x, batch_size):
+def _logits(model, x, batch_size):
     with eval_mode(model):
-        return np.concatenate([_clean_logits(model, x[i:i + batch_size]).argmax(axis=1)
-                               for i in range(0, len(x), batch_size)])
+        return np.concatenate([_clean_logits(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _predictions(model, x, batch_size):
+    return _logits(model, x, batch_size).argmax(axis=1)
 
 
 def _check_inside(x_adv, x, eps, norm, lo, hi, name):
-    """Refuse an attack whose output leaves the threat model: that would fake a success."""
+    """Refuse an attack whose output leaves the threat model, or holds a NaN: either would fake a success (the
+    argmax of NaN logits is class 0). Every test is written so that a NaN fails it."""
+    x_adv = np.asarray(x_adv)
+    if x_adv.shape != x.shape:
+        raise RuntimeError(f"attack {name!r} returned shape {x_adv.shape} for inputs of shape {x.shape}")
     delta = (x_adv - x).reshape(len(x), -1).astype(np.float64)
-    size = np.abs(delta).max(axis=1) if norm == "inf" else np.sqrt(np.sum(delta ** 2, axis=1))
+    size = np.abs(delta).max(axis=1, initial=0) if norm == "inf" else np.sqrt(np.sum(delta ** 2, axis=1))
     slack = 1e-6 * max(eps, 1.0)
-    if x_adv.shape != x.shape or np.any(size > eps + slack) or x_adv.min() < lo - slack or x_adv.max() > hi + slack:
-        raise RuntimeError(f"attack {name!r} returned points outside the eps = {eps} {norm}-ball or the bounds")
+    inside = np.all(size <= eps + slack) and np.all((x_adv >= lo - slack) & (x_adv <= hi + slack))
+    if not inside:
+        nans = int(np.isnan(x_adv).sum())
+        found = f" ({nans} NaN value(s))" if nans else ""
+        raise RuntimeError(f"attack {name!r} returned points outside the eps = {eps} {norm}-ball or the "
+                           f"bounds{found}")

@@ -31,6 +31,7 @@ import numpy as np
 
 import scratchnet.functional as F
 from scratchnet import attacks
+from scratchnet.functional.losses import check_labels
 from scratchnet.nn.linf_dist import LinfDistNet, LinfDistNetMLP, infinite_p
 from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import Tensor, as_tensor, no_grad
@@ -52,6 +53,7 @@ def _check_eps(eps) -> list[float]:
 
 def margins(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     """g_y - max_{j != y} g_j for each example (the true class excluded with -inf, never by masking to 0)."""
+    y = check_labels(y, logits, "margins")
     rows = np.arange(len(y))
     others = logits.astype(np.float64, copy=True)
     others[rows, y] = -np.inf
@@ -63,6 +65,7 @@ def margin_certified(model, x, y, eps: float) -> np.ndarray:
     1-Lipschitz in l-inf at p = inf in eval mode). The model's mode and p are restored."""
     if not isinstance(model, LinfDistNet):
         raise TypeError(f"the margin rule needs a LinfDistNet (1-Lipschitz), got {type(model).__name__}")
+    x, y = _check_data(model, x, y)
     (eps,) = _check_eps(eps)
     with infinite_p(model), eval_mode(model), no_grad():
         logits = model(x).data
@@ -111,6 +114,7 @@ def worst_margins(model, x, y, eps: float, bounds=(0.0, 1.0)) -> np.ndarray:
     """m_j (m_y = 0) for each example: the largest g_j - g_y over the clipped eps-box, from interval bounds.
     Certified iff every m_j with j != y is < 0. The model's mode and p are restored."""
     _check_model(model)
+    x, y = _check_data(model, x, y)
     (eps,) = _check_eps(eps)
     with infinite_p(model), eval_mode(model), no_grad():
         lower, upper = layer_bounds(model, *input_box(model, x, eps, bounds))[-1]
@@ -130,11 +134,15 @@ def interval_certified(model, x, y, eps: float, bounds=(0.0, 1.0)) -> np.ndarray
     return m.max(axis=1) < 0
 
 
-def _check_data(x, y) -> tuple[np.ndarray, np.ndarray]:
+def _check_data(model, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """x and y as arrays, y one label in [0, num_classes) per example (NumPy would read a label -1 as the last
+    class, and certify it)."""
     x = np.asarray(x.data if isinstance(x, Tensor) else x)
     y = np.asarray(y.data if isinstance(y, Tensor) else y)
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must be 1-D integer labels, one per example of x {x.shape}, got {y.dtype} {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= model.num_classes):
+        raise ValueError(f"y must be in [0, {model.num_classes}), got labels from {y.min()} to {y.max()}")
     return x, y
 
 
@@ -143,7 +151,7 @@ def certified_accuracy(model, x, y, eps, method: str = "interval", bounds=(0.0, 
     list for a list of eps), by the `method` "interval" (the tighter rule; the only one for LinfDistNetMLP) or
     "margin" (LinfDistNet only). Computed at p = inf in eval mode."""
     _check_model(model)
-    x, y = _check_data(x, y)
+    x, y = _check_data(model, x, y)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
@@ -165,7 +173,7 @@ def robustness_report(model, x, y, eps, pgd_steps: int = 20, method: str = "inte
     (cross-entropy, `pgd_steps` steps of eps / 4) but from a uniform random start in the eps-cube (the papers' code
     starts from N(0, (eps / 4)^2) clipped to +-eps / 2). Certified <= PGD <= clean when the certificates are sound."""
     _check_model(model)
-    x, y = _check_data(x, y)
+    x, y = _check_data(model, x, y)
     epsilons = _check_eps(eps)
 
     def pgd(m, xs, ys, e):

@@ -231,7 +231,7 @@ def test_dlr_is_invariant_to_shifting_and_scaling_the_logits(seed, shift, scale,
 @pytest.mark.parametrize("bad, message", [
     (dict(eps=-0.1), "eps"), (dict(eps=float("nan")), "eps"), (dict(norm="1"), "norm"), (dict(steps=0), "steps"),
     (dict(restarts=0), "restarts"), (dict(loss="mse"), "loss"), (dict(bounds=(1, 0)), "bounds"),
-    (dict(random_start="normal"), "random_start"), (dict(step_size=-1.0), "step_size"),
+    (dict(random_start="normal"), "random_start"), (dict(step_size=-1.0), "step_size"), (dict(eps=True), "eps"),
 ])
 def test_bad_attack_arguments_name_the_argument(bad, message):
     x, y = batch(0)
@@ -255,6 +255,17 @@ def test_bad_data_is_refused():
     three_classes = sn.nn.models.mlp([FEATURES, 3], seed=0)
     with pytest.raises(ValueError, match="classes"):
         attacks.apgd(three_classes, x, y % 3, 0.1, loss="dlr", targeted=True)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(targeted=True, n_targets=0), "n_targets"), (dict(targeted=True, n_targets=-3), "n_targets"),
+    (dict(rho=float("nan")), "rho"), (dict(rho=5.0), "rho"), (dict(rho=-1.0), "rho"),
+])
+def test_bad_apgd_arguments_name_the_argument(bad, message):
+    """APGD-T with no target ran no attack at all and returned the clean input: robust accuracy = clean."""
+    x, y = batch(0)
+    with pytest.raises(ValueError, match=message):
+        attacks.apgd(small_model(0), x, y, 0.1, steps=2, **bad)
 
 
 def threshold_model():
@@ -302,6 +313,35 @@ def test_robust_accuracy_refuses_an_attack_that_leaves_the_threat_model():
         attacks.robust_accuracy(threshold_model(), np.zeros((4, 2)), 1 - y, out_of_bounds, eps=0.1, progress=False)
     with pytest.raises(ValueError, match="at least one attack"):
         attacks.robust_accuracy(threshold_model(), x, y, {}, eps=0.1, progress=False)
+
+
+@pytest.mark.parametrize("where", ["everywhere", "one coordinate"])
+def test_robust_accuracy_refuses_an_attack_that_returns_nan(where):
+    """NaN passed every comparison of the check; the argmax of NaN logits is class 0, so class-0 points counted
+    as robust and every other point as fooled."""
+    def nan_attack(model, x, y, eps):
+        out = x.copy()
+        out[(slice(None) if where == "everywhere" else 0), 0] = np.nan
+        return out
+
+    x, y = np.full((4, 2), 0.9), np.zeros(4, dtype=int)
+    with pytest.raises(RuntimeError, match="1 NaN value|4 NaN value"):
+        attacks.robust_accuracy(threshold_model(), x, y, {"nan": nan_attack}, eps=0.1, progress=False)
+
+
+@pytest.mark.parametrize("eps", [float("nan"), -0.1, [0.1, float("inf")]])
+def test_robust_accuracy_refuses_a_bad_eps(eps):
+    """A NaN eps let any custom attack's output through the eps-ball check."""
+    x, y = np.full((4, 2), 0.9), np.zeros(4, dtype=int)
+    with pytest.raises(ValueError, match="eps must be"):
+        attacks.robust_accuracy(threshold_model(), x, y, {"up": shift(1, [])}, eps=eps, progress=False)
+
+
+@pytest.mark.parametrize("label", [-1, 2])
+def test_robust_accuracy_refuses_a_label_outside_the_classes(label):
+    x, y = np.full((4, 2), 0.9), np.array([0, 0, 0, label])
+    with pytest.raises(ValueError, match=r"y must be in \[0, 2\)"):
+        attacks.robust_accuracy(threshold_model(), x, y, {"up": shift(1, [])}, eps=0.1, progress=False)
 
 
 @pytest.mark.parametrize("norm", ["inf", "2"])

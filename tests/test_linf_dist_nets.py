@@ -285,6 +285,24 @@ def test_the_interval_rule_refuses_inputs_outside_the_bounds(x):
             rule()
 
 
+@pytest.mark.parametrize("label", [-1, 2])
+@pytest.mark.parametrize("model", ["LinfDistNet", "LinfDistNetMLP"])
+def test_every_rule_refuses_a_label_outside_the_classes(label, model):
+    """NumPy reads a label -1 as the last class: a point of that class was certified under the label -1."""
+    net = two_anchor_net() if model == "LinfDistNet" else sn.nn.LinfDistNetMLP(1, 1, 2, 2, hidden=2)
+    xs, y = np.array([[0.9], [0.9]]), np.array([1, label])
+    assert net.num_classes == 2
+    rules = [lambda: certify.interval_certified(net, xs, y, 0.1), lambda: certify.worst_margins(net, xs, y, 0.1),
+             lambda: certify.certified_accuracy(net, xs, y, 0.1)]
+    if model == "LinfDistNet":
+        rules += [lambda: certify.margin_certified(net, xs, y, 0.1),
+                  lambda: certify.certified_accuracy(net, xs, y, 0.1, "margin"),
+                  lambda: certify.margins(net(xs).data, y)]
+    for rule in rules:
+        with pytest.raises(ValueError, match=r"y must be in \[0, 2\)"):
+            rule()
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("eps", [0.0, 0.01, 0.1])
 def test_float32_activations_of_every_point_of_the_box_lie_in_the_bounds_exactly(backend, eps):

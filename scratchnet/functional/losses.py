@@ -28,8 +28,9 @@ def _check_logits(logits: Tensor, op: str, name: str = "logits") -> None:
     check_finite(logits, name, op)
 
 
-def _check_labels(y, logits: Tensor, op: str) -> np.ndarray:
-    """The labels as an array of their own (a backward reads them later; the caller may refill theirs)."""
+def check_labels(y, logits, op: str) -> np.ndarray:
+    """The labels as an array of their own (a backward reads them later; the caller may refill theirs), each a
+    class of the [batch, classes] logits (a Tensor or an array): a label -1 would index the last class."""
     y = np.array(y.data if isinstance(y, Tensor) else y)
     if y.ndim != 1 or y.shape[0] != logits.shape[0]:
         raise ValueError(f"{op}: y must be 1-D with one label per row of logits {logits.shape}, got shape {y.shape}")
@@ -53,7 +54,7 @@ def cross_entropy(logits: Tensor, y, reduction: str = "mean") -> Tensor:
     Fused for stability and speed: the gradient with respect to z is softmax(z) - onehot(y).
     """
     _check_logits(logits, "cross_entropy")
-    y = _check_labels(y, logits, "cross_entropy")
+    y = check_labels(y, logits, "cross_entropy")
     rows = np.arange(len(y))
     log_p = log_softmax(logits.detach()).data
     losses = -log_p[rows, y]
@@ -94,7 +95,7 @@ def mse(a: Tensor, b, reduction: str = "mean") -> Tensor:
 def multi_margin(logits: Tensor, y, margin: float = 1.0, reduction: str = "mean") -> Tensor:
     """Multi-class hinge: sum_{j != y} max(0, margin - z_y + z_j) / K per example (Weston & Watkins; PyTorch)."""
     _check_logits(logits, "multi_margin")
-    y = _check_labels(y, logits, "multi_margin")
+    y = check_labels(y, logits, "multi_margin")
     rows = np.arange(len(y))
     z_y = logits[rows, y].reshape(-1, 1)
     hinge = (margin - z_y + logits).relu()
@@ -108,7 +109,7 @@ def margin(logits: Tensor, y, kappa: float = np.inf, reduction: str = "mean") ->
     exactly when the example is misclassified. The true class is excluded from the max with -inf, never by
     multiplying by (1 - onehot), which picks the wrong class when the other logits are negative."""
     _check_logits(logits, "margin")
-    y = _check_labels(y, logits, "margin")
+    y = check_labels(y, logits, "margin")
     rows = np.arange(len(y))
     mask = np.zeros(logits.shape, dtype=logits.dtype)
     mask[rows, y] = -np.inf
@@ -128,7 +129,7 @@ def dlr(logits: Tensor, y, target=None, reduction: str = "mean") -> Tensor:
     near-tied logits loses precision in float32); needs 3 classes, 4 when targeted.
     """
     _check_logits(logits, "dlr")
-    y = _check_labels(y, logits, "dlr")
+    y = check_labels(y, logits, "dlr")
     needed = 3 if target is None else 4
     if logits.shape[1] < needed:
         raise ValueError(f"dlr: needs at least {needed} classes, got logits of shape {logits.shape}")
@@ -140,7 +141,7 @@ def dlr(logits: Tensor, y, target=None, reduction: str = "mean") -> Tensor:
         rival = others.argmax(axis=1)
         tail = [(order[:, 2], 1.0)]
     else:
-        rival = _check_labels(target, logits, "dlr")
+        rival = check_labels(target, logits, "dlr")
         tail = [(order[:, 2], 0.5), (order[:, 3], 0.5)]
     gap = z[rows, y] - z[rows, rival]
     spread = z[rows, order[:, 0]] - _weighted_sum(z, rows, tail) + 1e-12

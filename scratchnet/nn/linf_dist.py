@@ -215,6 +215,10 @@ class LinfDistNet(_Normalized):
                                 bias=hidden_bias or i == last, identity_init=identity_init, rng=rng)
                        for i in range(depth)]
 
+    @property
+    def num_classes(self) -> int:
+        return self.layers[-1].weight.shape[0]
+
     def forward(self, x) -> Tensor:
         return -self.activations(x)[-1]
 
@@ -234,6 +238,10 @@ class LinfDistNetMLP(_Normalized):
                        for i in range(depth)]
         self.fc1 = ScaledLinear(width, check_int(hidden, "hidden", 1), rng=rng)
         self.fc2 = ScaledLinear(hidden, check_int(num_classes, "num_classes", 1), rng=rng)
+
+    @property
+    def num_classes(self) -> int:
+        return self.fc2.weight.shape[0]
 
     def features(self, x) -> Tensor:
         """z, the output of the last l-inf-dist layer."""
