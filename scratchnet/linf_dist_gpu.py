@@ -11,7 +11,7 @@ code, on a few hundred numbers.
 
 A step computes what `fit` computes with `LinfDistNet` and `Adam` (tests/test_linf_dist_gpu.py compares them);
 `to_host` copies the state back into the model and the optimizer, for evaluation, certification and checkpoints.
-`FitAdapter` lets `fit` drive the trainer, with its schedules, callbacks, checkpoints and resume.
+`FitAdapter` lets `fit` drive the trainer, with its schedules, end-of-epoch callbacks, checkpoints and resume.
 """
 
 import math
@@ -159,9 +159,11 @@ class FitAdapter:
     """Lets `fit` train with a ResidentTrainer: `fit(model, loader, test, adapter.objective, adapter, schedule,
     ...)`. fit sets the learning rate here (passed on to Adam); the step itself happens in `adapter.objective`, so
     this optimizer's `step` only counts, and after an epoch's last batch copies the state to the host, where fit's
-    evaluation, callbacks and checkpoint read it. Loading a checkpoint copies it to the GPU."""
+    evaluation, callbacks and checkpoint read it. Loading a checkpoint copies it to the GPU. So a callback can
+    act only at an epoch's end: fit refuses one with a before_step or on_step (`host_weights_per_step`)."""
 
     takes_closure = False
+    host_weights_per_step = False
 
     def __init__(self, trainer: ResidentTrainer, objective, batches_per_epoch: int):
         if batches_per_epoch < 1:

@@ -107,6 +107,21 @@ def _load_checkpoint(path: Path, state: FitState, callbacks) -> None:
     state.history = json.loads(str(arrays["fit/history"]))
 
 
+def _check_per_step_callbacks(optimizer, callbacks) -> None:
+    """Refuse per-step callbacks where the model's host weights move only once an epoch (an optimizer with
+    `host_weights_per_step = False`, such as `linf_dist_gpu.FitAdapter`): there before_step would find no gradient
+    to change (the step has happened on the GPU) and on_step would read the weights of the last epoch's end."""
+    if getattr(optimizer, "host_weights_per_step", True):
+        return
+    for callback in callbacks:
+        hooks = [name for name in ("before_step", "on_step")
+                 if getattr(type(callback), name, None) is not getattr(Callback, name)]
+        if hooks:
+            raise ValueError(f"{type(optimizer).__name__} updates the model's host weights only at the end of an "
+                             f"epoch, so the {' and '.join(hooks)} of {type(callback).__name__} would act on stale "
+                             f"weights (or find no gradient): use on_epoch_end, or train on the host")
+
+
 def fit(model, train, test=None, objective=standard, optimizer=None, schedule=None, epochs: int = 1,
         callbacks=(), checkpoint=None, resume: bool = False, seed: int = 0, progress: bool = True) -> list[dict]:
     """Train `model` for `epochs` epochs and return the history: one record (a dict of numbers) per epoch.
@@ -127,6 +142,7 @@ def fit(model, train, test=None, objective=standard, optimizer=None, schedule=No
                         f"BatchLoader (with a stream(e) method), got {type(train).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    _check_per_step_callbacks(optimizer, callbacks)
     state = FitState(model, optimizer)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if resume and checkpoint is not None and checkpoint.exists():

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import scratchnet as sn
 from scratchnet import linf_dist_training as T
 from scratchnet.backend import cuda_problem
+from scratchnet.weight_average import WeightAverage
 
 pytestmark = pytest.mark.skipif(cuda_problem() is not None, reason=f"CUDA kernels cannot run: {cuda_problem()}")
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
@@ -157,3 +158,36 @@ def test_fit_with_the_adapter_equals_fit_on_the_host_and_resumes(tmp_path):
     assert len(resumed_history) == 2
     for got, want in zip(resumed.state_dict().values(), resident.state_dict().values(), strict=True):
         np.testing.assert_allclose(got, want, **CLOSE)
+
+
+class _StepHook(sn.training.Callback):
+    def before_step(self, state) -> None:
+        pass
+
+
+def test_fit_with_the_adapter_refuses_per_step_callbacks_and_runs_end_of_epoch_ones():
+    """The adapter's host weights move once an epoch: a weight average (on_step) averaged the weights of the last
+    epoch's end, and a regularizer (before_step) found no gradient, both silently. An end-of-epoch callback sees
+    the epoch's final weights."""
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.random((8, 6), dtype=np.float32), rng.integers(0, 3, 8))
+    model = sn.nn.LinfDistNet(6, 2, 5, 3, seed=1)
+    adam = sn.optim.Adam(model.parameters(), lr=0.05)
+    trainer = _resident().ResidentTrainer(model, adam)
+    optimizer = _resident().FitAdapter(trainer, T.HingeLoss(0.1), 2)
+    loader = sn.data.BatchLoader(data, 4, shuffle=True, seed=0)
+    for callback, hooks in ((WeightAverage(model), "on_step"), (_StepHook(), "before_step")):
+        with pytest.raises(ValueError, match=f"the {hooks} of {type(callback).__name__} would act on stale"):
+            sn.training.fit(model, loader, None, optimizer.objective, optimizer, epochs=1, callbacks=[callback],
+                            progress=False)
+    seen = []
+
+    class Snapshot(sn.training.Callback):
+        def on_epoch_end(self, state) -> None:
+            seen.append(state.model.layers[0].weight.data.copy())
+
+    first = model.layers[0].weight.data.copy()
+    sn.training.fit(model, loader, None, optimizer.objective, optimizer, epochs=1, callbacks=[Snapshot()],
+                    progress=False)
+    assert not np.array_equal(seen[0], first)
+    np.testing.assert_array_equal(seen[0], trainer._device(model.layers[0].weight).copy_to_host())
