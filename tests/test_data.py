@@ -310,10 +310,28 @@ def test_a_corrupt_download_is_refused_and_leaves_nothing(sandbox, monkeypatch):
     hashes = make_idx_set(sandbox / "mirror")
     trust(monkeypatch, {**hashes, TRAIN[0]: "f" * 64})
     serve(monkeypatch, sandbox / "mirror")
-    with pytest.raises(ValueError, match=f"checksum mismatch for .*{TRAIN[0]}.gz \\(downloaded\\)") as error:
+    mismatch = f"checksum mismatch for .*{TRAIN[0]}.gz \\(downloaded\\)"
+    with pytest.raises(data.DatasetNotFoundError, match=mismatch) as error:
         data.mnist()
-    assert "f" * 64 in str(error.value) and hashes[TRAIN[0]] in str(error.value)
+    message = str(error.value)
+    assert "f" * 64 in message and hashes[TRAIN[0]] in message
+    assert "the download was not kept" in message and "delete it" not in message  # there is no file to delete
+    assert "Looked in" in message  # and where to put the files
     assert listing(sandbox / "xdg") == ["mnist", "scratchnet"]  # only the folders: no file, no .part
+
+
+def test_a_mirror_with_wrong_bytes_is_passed_over_for_the_next(sandbox, monkeypatch):
+    """A mirror answering with an error page stopped the download: the next mirror was never tried."""
+    hashes = make_idx_set(sandbox / "mirror")
+    trust(monkeypatch, hashes)
+    (sandbox / "wrong").mkdir()
+    for name in TRAIN + TEST:
+        (sandbox / "wrong" / f"{name}.gz").write_bytes(gzip.compress(b"<html>not found</html>"))
+    patched = dataclasses.replace(mnist_family.MNIST, mirrors=tuple(
+        folder.as_uri() + "/" for folder in (sandbox / "wrong", sandbox / "mirror")))
+    monkeypatch.setattr(mnist_family, "MNIST", patched)
+    train, test = data.mnist()
+    assert (len(train), len(test)) == (6, 5)
 
 
 # ---------------------------------------------------------------- CIFAR-10
@@ -391,6 +409,6 @@ def test_a_corrupt_cifar10_download_is_refused_and_missing_data_explained(sandbo
         data.cifar10()
     assert str(sandbox / "env" / "cifar10") in str(error.value) and "downloading failed" in str(error.value)
     monkeypatch.setattr(cifar, "URLS", (archive.as_uri(),))
-    with pytest.raises(ValueError, match=f"expected sha256 {cifar.ARCHIVE_SHA256}, got "):
+    with pytest.raises(data.DatasetNotFoundError, match=f"expected sha256 {cifar.ARCHIVE_SHA256}, got "):
         data.cifar10()
     assert listing(sandbox / "xdg") == ["cifar10", "scratchnet"]

@@ -21,8 +21,10 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-def check_sha256(actual: str, expected: str, name) -> None:
-    """Raise a ValueError naming `name`, the expected and the actual hash when they differ."""
+def check_sha256(actual: str, expected: str, name, downloaded: bool = False) -> None:
+    """Raise a ValueError naming `name`, the expected and the actual hash when they differ. `downloaded`: the
+    bytes are a download's, which is not kept (so there is no file to delete)."""
     if actual != expected:
+        advice = "the download was not kept" if downloaded else "delete it and fetch it again"
         raise ValueError(f"checksum mismatch for {name}: expected sha256 {expected}, got {actual} "
-                         "(a corrupted or different file; delete it and fetch it again)")
+                         f"(a corrupted or different file; {advice})")

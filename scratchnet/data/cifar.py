@@ -91,7 +91,7 @@ def _fetch(target: Path, folders, allowed: bool, names) -> dict:
         raise _not_found(folders, target, "download=False was given")
     archive = target / ARCHIVE
     try:
-        download(URLS, archive, lambda tmp: check_sha256(sha256_file(tmp), ARCHIVE_SHA256, archive))
+        download(URLS, archive, lambda tmp: check_sha256(sha256_file(tmp), ARCHIVE_SHA256, archive, downloaded=True))
     except DownloadError as error:
         raise _not_found(folders, target, f"downloading failed: {error}") from error
     extract(archive, target / FOLDER, names)

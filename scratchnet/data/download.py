@@ -42,17 +42,16 @@ def save_stream(stream, dest, check=None, total: int | None = None) -> Path:
 
 
 def download(urls, dest, check) -> Path:
-    """Download `dest` from the first of `urls` that answers, verified by `check(tmp_path)` before the rename.
-
-    A network failure moves on to the next mirror; if all fail, DownloadError lists every URL and its error.
-    A failed check (ValueError, e.g. a checksum mismatch) is raised at once: the bytes arrived but are wrong.
-    """
+    """Download `dest` from the first of `urls` that answers with bytes that pass `check(tmp_path)` (checked
+    before the rename). A network failure or a failed check (ValueError, e.g. a checksum mismatch: a mirror that
+    serves an error page or another file) moves on to the next mirror; if all fail, DownloadError lists every
+    URL and its error."""
     failures = []
     for url in urls:
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
                 size = response.headers.get("Content-Length")
                 return save_stream(response, dest, check, int(size) if size else None)
-        except (OSError, http.client.HTTPException) as error:  # no network, HTTP error, timeout, cut-off body
-            failures.append(f"{url}: {error}")
+        except (OSError, http.client.HTTPException, ValueError) as error:  # no network, HTTP error, timeout,
+            failures.append(f"{url}: {error}")  # a cut-off body, wrong bytes
     raise DownloadError(f"could not download {Path(dest).name}:\n  " + "\n  ".join(failures))

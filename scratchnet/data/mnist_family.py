@@ -150,7 +150,7 @@ def _fetch(source: IdxSource, target: Path, folders, allowed: bool) -> dict:
 
 
 def _checker(expected: str, dest: Path):
-    return lambda tmp: check_sha256(sha256_bytes(load_bytes(tmp)), expected, f"{dest} (downloaded)")
+    return lambda tmp: check_sha256(sha256_bytes(load_bytes(tmp)), expected, f"{dest} (downloaded)", downloaded=True)
 
 
 def _not_found(source: IdxSource, folders, target: Path, reason: str) -> DatasetNotFoundError:
