@@ -58,6 +58,16 @@ CASES = {
     "axis": (lambda: t(2, 3).sum(axis=2), ValueError, "axis 2 is out of range"),
     "backward non-scalar": (lambda: (t(2).requires_grad_() * 2.0).backward(), ValueError, "needs `grad`"),
     "where condition": (lambda: F.where(np.ones(2), t(2), t(2)), TypeError, "condition must be boolean"),
+    # these broadcast x up (and the backward failed) or crashed inside NumPy
+    "clip bounds broadcast x up": (lambda: F.clip(t(3), np.zeros((2, 3)), 1.0), ValueError, r"clip: low \(2, 3\)"),
+    "bn weight length": (lambda: F.batch_norm(t(4, 3), np.zeros(3), np.ones(3), t(4), t(3)), ValueError,
+                         r"weight must have shape \(3,\)"),
+    "bn running_mean list": (lambda: F.batch_norm(t(4, 3), [0.0] * 3, np.ones(3)), TypeError,
+                             "running_mean must be a NumPy array"),
+    "transpose axes out of range": (lambda: F.transpose(t(2, 3), (1, 2)), ValueError, "not a permutation"),
+    "transpose a 0-d tensor": (lambda: F.transpose(t(), (0,)), ValueError, "not a permutation"),
+    "pad pairs": (lambda: F.pad(t(2, 3), [(1, 1)] * 3), ValueError, "pad_width must be one"),
+    "kaiming mode": (lambda: nn.init.kaiming_normal((3, 4), mode="fan_avg"), ValueError, "mode must be"),
 }
 
 

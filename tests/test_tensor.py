@@ -183,3 +183,46 @@ def test_the_gradient_of_a_max_or_min_over_a_nan_goes_to_the_nan():
     for op, other in ((F.max, [0, 0, 1]), (F.min, [1, 0, 0])):
         (g,) = sn.grad(op(x, axis=1).sum(), [x])
         np.testing.assert_array_equal(g, [[0, 1, 0], other])
+
+
+def test_integer_tensors_meet_python_floats_and_divide_in_float32_as_in_pytorch():
+    """uint8 pixels / 255 was float64, which a float32 model then refused."""
+    pixels = Tensor(np.array([[0, 51, 255]], np.uint8))
+    for result in (pixels / 255, pixels / 255.0, pixels * 0.5, 0.5 * pixels, pixels - 1.5,
+                   Tensor(np.arange(3)) / Tensor(np.arange(1, 4))):
+        assert result.dtype == np.float32, result.dtype
+    np.testing.assert_allclose((pixels / 255).data, [[0.0, 0.2, 1.0]], rtol=1e-7)
+    assert (pixels * np.float64(0.5)).dtype == np.float64  # a NumPy float64 keeps its dtype, as everywhere
+    assert (pixels + 2).dtype == np.int64 and (Tensor(np.ones(2)) * 2).dtype == np.float64
+    model = sn.nn.Linear(3, 2)
+    assert model(pixels / 255).dtype == np.float32
+    joined = F.concatenate([Tensor(np.ones(2, np.float32)), Tensor(np.arange(2))])
+    assert joined.dtype == np.float32 and joined.data.tolist() == [1, 1, 0, 1]
+
+
+def test_max_and_min_of_an_empty_batch_over_a_non_empty_axis():
+    """As NumPy and torch: shape (0,); only a reduction over an empty axis has no value."""
+    x = Tensor(np.zeros((0, 4), np.float32), requires_grad=True)
+    out = F.max(x, axis=1)
+    assert out.shape == (0,) and F.min(x, axis=1).shape == (0,)
+    out.sum().backward()
+    assert x.grad.shape == (0, 4)
+    assert F.losses.margin(Tensor(np.zeros((0, 3))), np.zeros(0, int), reduction="none").shape == (0,)
+    with pytest.raises(ValueError, match="over an empty axis"):
+        F.max(x, axis=0)
+
+
+@pytest.mark.parametrize("layer", ["linear", "conv2d"])
+def test_a_layer_keeps_its_own_copy_of_an_array_input_for_the_backward(layer):
+    """The weight gradient reads the input in the backward: refilling the caller's buffer in between (a loader's,
+    an attack's iterate) gave a wrong gradient (zeros here)."""
+    rng = np.random.default_rng(0)
+    model = sn.nn.Linear(3, 2) if layer == "linear" else sn.nn.Conv2d(1, 2, 3)
+    buffer = rng.random((2, 3) if layer == "linear" else (2, 1, 4, 4), dtype=np.float32)
+    model(buffer).sum().backward()
+    want = model.weight.grad.copy()
+    model.weight.grad = None
+    out = model(buffer)
+    buffer[...] = 0
+    out.sum().backward()
+    np.testing.assert_array_equal(model.weight.grad, want)

@@ -13,20 +13,29 @@ def raw(value):
     return value.data if isinstance(value, Tensor) else value
 
 
+def _constant(value, other: Tensor) -> Tensor:
+    """A copy of the constant `value` in the dtype of the float Tensor `other`, or in its own dtype (Python floats
+    float32)."""
+    if other.dtype in FLOAT_DTYPES:
+        return Tensor(np.array(value, dtype=other.dtype))
+    return Tensor(np.array(Tensor(value).data))
+
+
 def operands(a, b, op: str, broadcast: bool = True) -> tuple[Tensor, Tensor]:
     """`a` and `b` as Tensors of one dtype that (if `broadcast`) broadcast together.
 
-    A Python number or array takes the dtype of the Tensor it meets (so `x * 0.5` stays float32); an integer
-    Tensor meeting a float Tensor is cast to the float dtype; float32 meeting float64 is an error, since a silent
-    promotion would hide a precision bug.
+    A Python number or array takes the dtype of the Tensor it meets (so `x * 0.5` stays float32); met by an
+    integer Tensor it keeps its own, a Python float being float32 (`pixels / 255.0` is float32, as in PyTorch); an
+    integer Tensor meeting a float Tensor is cast to the float dtype; float32 meeting float64 is an error, since a
+    silent promotion would hide a precision bug.
     """
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: needs at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
     # a constant is copied: the backward reads it later, and the caller may have changed their array by then
     if not isinstance(a, Tensor):
-        a = Tensor(np.array(a, dtype=b.dtype if b.dtype in FLOAT_DTYPES else None))
+        a = _constant(a, b)
     if not isinstance(b, Tensor):
-        b = Tensor(np.array(b, dtype=a.dtype if a.dtype in FLOAT_DTYPES else None))
+        b = _constant(b, a)
     a_float, b_float = a.dtype in FLOAT_DTYPES, b.dtype in FLOAT_DTYPES
     if a_float and b_float and a.dtype != b.dtype:
         raise TypeError(f"{op}: operands have dtypes {a.dtype} and {b.dtype}; cast one of them first")
@@ -70,7 +79,10 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
+    """a / b; integers divide to float32, as in PyTorch (NumPy would give float64)."""
     a, b = operands(a, b, "div")
+    if a.dtype not in FLOAT_DTYPES:  # then neither is a float
+        a, b = Tensor(a.data, dtype=np.float32), Tensor(b.data, dtype=np.float32)
     out = a.data / b.data
     return Tensor.from_op(
         out,
@@ -145,6 +157,12 @@ def clip(x: Tensor, low=None, high=None) -> Tensor:
     """x clamped to [low, high] (NumPy-broadcastable bounds, not differentiated); gradient 1 inside, 0 outside."""
     low = -np.inf if low is None else np.asarray(raw(low), dtype=x.dtype)
     high = np.inf if high is None else np.asarray(raw(high), dtype=x.dtype)
+    try:
+        fits = np.broadcast_shapes(x.shape, np.shape(low), np.shape(high)) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"clip: low {np.shape(low)} and high {np.shape(high)} must broadcast to x's shape {x.shape}")
     if np.any(low > high):
         raise ValueError("clip: low must be <= high")
     inside = (x.data >= low) & (x.data <= high)

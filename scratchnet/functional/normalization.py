@@ -19,11 +19,15 @@ def batch_norm(x: Tensor, running_mean: np.ndarray, running_var: np.ndarray, wei
         raise ValueError(f"batch_norm: x must be [N, C] or [N, C, H, W], got shape {x.shape}")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"batch_norm: x must be float32 or float64, got dtype {x.dtype}")
+    channels = x.shape[1]
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != x.dtype:  # as every other op: no silent promotion to float64
             raise TypeError(f"batch_norm: x is {x.dtype} but {name} is {t.dtype}; cast one of them first")
-    channels = x.shape[1]
+        if t is not None and t.shape != (channels,):
+            raise ValueError(f"batch_norm: {name} must have shape ({channels},), got {t.shape}")
     for name, array in (("running_mean", running_mean), ("running_var", running_var)):
+        if not isinstance(array, np.ndarray):  # updated in place in training: a copy would not be
+            raise TypeError(f"batch_norm: {name} must be a NumPy array, got {type(array).__name__}")
         if array.shape != (channels,):
             raise ValueError(f"batch_norm: {name} must have shape ({channels},), got {array.shape}")
     axes = (0,) if x.ndim == 2 else (0, 2, 3)

@@ -43,8 +43,8 @@ def _extremum(x: Tensor, axis, keepdims: bool, np_reduce, op: str) -> Tensor:
     """max or min; the gradient is shared equally among tied extreme entries (a subgradient). A NaN is the extreme
     (NumPy's max propagates it), so its gradient goes to the NaN entries, as torch's does."""
     axes = normalize_axes(axis, x.ndim)
-    if x.size == 0:
-        raise ValueError(f"{op} of an empty tensor of shape {x.shape}")
+    if any(x.shape[a] == 0 for a in axes):  # an empty batch reduced over a non-empty axis is fine
+        raise ValueError(f"{op} over an empty axis of a tensor of shape {x.shape}")
     kept = np_reduce(x.data, axis=axes, keepdims=True)
     out = kept if keepdims else np.squeeze(kept, axis=axes)
 

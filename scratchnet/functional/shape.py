@@ -28,7 +28,7 @@ def flatten(x: Tensor, start_axis: int = 1) -> Tensor:
 def transpose(x: Tensor, axes=None) -> Tensor:
     """Permute the axes (reverse them when `axes` is None or empty), as `np.transpose`."""
     axes = tuple(reversed(range(x.ndim))) if axes is None or len(axes) == 0 else tuple(axes)
-    if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
+    if not all(-x.ndim <= a < x.ndim for a in axes) or sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes")
     inverse = tuple(np.argsort([a % x.ndim for a in axes]))
     return Tensor.from_op(x.data.transpose(axes), [(x, lambda g: g.transpose(inverse))], "transpose")
@@ -77,9 +77,12 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
-    if len({t.dtype for t in tensors if t.dtype in FLOAT_DTYPES}) > 1:
+    floats = {t.dtype for t in tensors if t.dtype in FLOAT_DTYPES}
+    if len(floats) > 1:
         raise TypeError(f"concatenate: tensors have dtypes {sorted({str(t.dtype) for t in tensors})}; cast them "
                         "to one first")
+    if floats:  # integer tensors join a float one in its dtype (NumPy would promote float32 and int64 to float64)
+        tensors = [t if t.dtype in floats else Tensor(t.data, dtype=next(iter(floats))) for t in tensors]
     (axis,) = normalize_axes(axis, tensors[0].ndim)
     try:
         out = np.concatenate([t.data for t in tensors], axis=axis)
@@ -105,7 +108,11 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
     """Constant padding; `pad_width` as in `np.pad` (one (before, after) pair per axis, or one pair for all)."""
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    except ValueError:
+        raise ValueError(f"pad: pad_width must be one (before, after) pair, or one per axis of x's {x.ndim}, got "
+                         f"{pad_width}") from None
     if np.any(widths < 0):
         raise ValueError(f"pad: pad_width must be >= 0, got {pad_width}")
     inner = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape, strict=True))

@@ -41,17 +41,22 @@ def _gain(nonlinearity: str) -> float:
     return gains[nonlinearity]
 
 
+def _fan(shape, mode: str) -> int:
+    fan_in, fan_out = fans(shape)
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return fan_in if mode == "fan_in" else fan_out
+
+
 def kaiming_normal(shape, rng=None, nonlinearity: str = "relu", mode: str = "fan_in", dtype=np.float32):
     """N(0, gain^2 / fan): keeps the activations' (fan_in) or gradients' (fan_out) variance through ReLU layers."""
-    fan_in, fan_out = fans(shape)
-    fan = {"fan_in": fan_in, "fan_out": fan_out}[mode]
+    fan = _fan(shape, mode)
     return (as_rng(rng).standard_normal(shape) * _gain(nonlinearity) / math.sqrt(fan)).astype(dtype)
 
 
 def kaiming_uniform(shape, rng=None, nonlinearity: str = "relu", mode: str = "fan_in", dtype=np.float32):
     """U(-b, b) with b = gain * sqrt(3 / fan): the uniform with the variance of `kaiming_normal`."""
-    fan_in, fan_out = fans(shape)
-    fan = {"fan_in": fan_in, "fan_out": fan_out}[mode]
+    fan = _fan(shape, mode)
     bound = _gain(nonlinearity) * math.sqrt(3.0 / fan)
     return as_rng(rng).uniform(-bound, bound, shape).astype(dtype)
 
