@@ -54,7 +54,16 @@ class Optimizer:
             if p.grad is not None:
                 if p.grad.shape != p.data.shape:
                     raise ValueError(f"params[{i}].grad has shape {p.grad.shape}, the parameter {p.data.shape}")
+                self._follow_dtype(i)
                 self.update(i, p.data, p.grad.astype(p.data.dtype, copy=False))
+
+    def _follow_dtype(self, i: int) -> None:
+        """Parameter i's state in the parameter's dtype: a model cast (`Module.to`) after its optimizer was made
+        would otherwise run every update through the old dtype's moments."""
+        dtype = self.params[i].data.dtype
+        for arrays in self.state.values():
+            if arrays[i].dtype != dtype:
+                arrays[i] = arrays[i].astype(dtype)
 
     def update(self, i: int, w: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
@@ -76,7 +85,7 @@ class Optimizer:
                 if state[f"{name}.{i}"].shape != a.shape:
                     raise ValueError(f"optimizer state {name}.{i} has shape {state[f'{name}.{i}'].shape}, "
                                      f"the parameter {a.shape}")
-                a[...] = state[f"{name}.{i}"]
+                arrays[i] = np.array(state[f"{name}.{i}"], dtype=self.params[i].data.dtype)
 
 
 class SGD(Optimizer):

@@ -92,6 +92,32 @@ def test_optimizer_state_round_trip_continues_identically(factory):
     np.testing.assert_array_equal(q.data, p.data)
 
 
+@pytest.mark.parametrize("factory", [
+    lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+    lambda p: optim.Adam(p, lr=0.01),
+])
+def test_a_model_cast_after_its_optimizer_was_made_updates_in_the_new_dtype(factory):
+    """The state was allocated once, in the parameter's first dtype: after `Module.to(float64)` every update ran
+    through float32 moments (weights 3e-8 off after 20 steps)."""
+    rng = np.random.default_rng(2)
+    grads = rng.standard_normal((20, 2, 3))
+    before, after = nn.Linear(3, 2), nn.Linear(3, 2)
+    after.load_state_dict(before.state_dict())
+    opt_before = factory(before.to(np.float64).parameters())
+    opt_after = factory(after.parameters())
+    after.to(np.float64)
+    for g in grads:
+        for model, opt in ((before, opt_before), (after, opt_after)):
+            model.weight.grad, model.bias.grad = g, g[:, 0]
+            opt.step()
+    np.testing.assert_array_equal(after.weight.data, before.weight.data)
+    state = opt_after.state_dict()
+    assert all(a.dtype == np.float64 for name, a in state.items() if "." in name)
+    reloaded = factory(nn.Linear(3, 2).to(np.float64).parameters())
+    reloaded.load_state_dict({k: v.astype(np.float32) if "." in k else v for k, v in state.items()})
+    assert all(a.dtype == np.float64 for arrays in reloaded.state.values() for a in arrays)
+
+
 def test_parameters_without_gradient_are_left_alone():
     a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
     a.grad = np.ones(2)
