@@ -38,7 +38,7 @@ def save_arrays(arrays: dict[str, np.ndarray], path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, __format__=np.array(FORMAT), __checksum__=np.array(_digest(arrays)), **arrays)
+            _write_npz(f, {"__format__": np.array(FORMAT), "__checksum__": np.array(_digest(arrays)), **arrays})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -46,6 +46,15 @@ def save_arrays(arrays: dict[str, np.ndarray], path) -> Path:
         os.unlink(tmp)
         raise
     return path
+
+
+def _write_npz(f, arrays: dict[str, np.ndarray]) -> None:
+    """What np.savez writes (one .npy member per array), with any name: np.savez takes the names as keyword
+    arguments, so an array called "file" or "allow_pickle" would collide with its own parameters."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, a in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, a, allow_pickle=False)
 
 
 def load_arrays(path) -> dict[str, np.ndarray]:

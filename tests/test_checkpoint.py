@@ -22,11 +22,11 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     with pytest.raises(ValueError, match="object dtype"):
         save_arrays({"a": np.array([object()])}, path)
 
-    def crash(f, **arrays):
-        f.write(b"half a file")
+    def crash(member, a, **options):
+        member.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", crash)
+    monkeypatch.setattr(np.lib.format, "write_array", crash)
     with pytest.raises(OSError, match="disk full"):
         save_arrays({"a": np.arange(5)}, path)
     monkeypatch.undo()
@@ -70,3 +70,15 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
         load_arrays(foreign)
     with pytest.raises(FileNotFoundError):
         load_arrays(tmp_path / "missing.npz")
+
+
+def test_any_array_name_round_trips(tmp_path):
+    """np.savez takes the names as keyword arguments: "allow_pickle" was taken for its flag (the file written, then
+    refused as corrupted) and "file" was a TypeError."""
+    arrays = {"file": np.arange(3), "allow_pickle": np.ones(2), "model/w": np.zeros((2, 2), np.float32)}
+    loaded = load_arrays(save_arrays(arrays, tmp_path / "names.npz"))
+    assert set(loaded) == set(arrays)
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(loaded[name], a)
+        assert loaded[name].dtype == a.dtype
+    assert set(np.load(tmp_path / "names.npz").files) == set(arrays) | {"__format__", "__checksum__"}  # still .npz
