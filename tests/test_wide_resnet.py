@@ -84,6 +84,16 @@ def test_seed_reproduces_the_model_and_each_layer_keeps_its_weights_when_another
                                                              rng=8).stem.weight.data)
 
 
+def test_a_seeded_model_leaves_the_global_generator_alone():
+    """The stem drew its (then replaced) default weights from the global generator that `manual_seed` resets, so
+    building a seeded WideResNet changed every later unseeded layer."""
+    sn.nn.manual_seed(0)
+    alone = sn.nn.Linear(3, 2).weight.data
+    sn.nn.manual_seed(0)
+    WideResNet((1,), (1,), base_channels=4, rng=123)
+    np.testing.assert_array_equal(sn.nn.Linear(3, 2).weight.data, alone)
+
+
 def test_every_layer_and_block_draws_from_its_own_generator(monkeypatch):
     """The stem, each block, each conv of a block and the classifier are seeded by distinct keys, whatever the
     root seed (keys of varying length collided below a root of 2**32, where NumPy seeds [root, s, j, 0] as

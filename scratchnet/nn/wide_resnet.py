@@ -97,8 +97,9 @@ class WideResNet(Module):
         self.depths, self.widths, self.strides = tuple(depths), tuple(widths), tuple(strides)
         root = int(as_rng(rng).integers(2**63))
         channels = stage_channels(widths, base)
-        self.stem = Conv2d(in_channels, base, 3, 1, padding=1, bias=False)
-        _reference_init(self.stem, _stream(root, 0))
+        stem = _stream(root, 0)  # for the default init too, which would otherwise draw from the global generator
+        self.stem = Conv2d(in_channels, base, 3, 1, padding=1, bias=False, rng=stem)
+        _reference_init(self.stem, stem)
         self.blocks = []
         for s, (a, b, depth, stride) in enumerate(zip(channels[:-1], channels[1:], depths, strides, strict=True)):
             for j in range(depth):
