@@ -123,10 +123,11 @@ class ResidentTrainer:
             if layer.mean_shift:  # y - mean_b(y) passes g - mean_b(g)
                 E.add_row(g, E.column_mean(g), -1.0)
             w = self._device(layer.weight)
+            need_gx = layer is not self.model.layers[0]  # the input images need no gradient
             if math.isinf(layer.p):
-                g, gw = D.linf_dist_backward(g, h, w, stored)
+                g, gw = D.linf_dist_backward(g, h, w, stored, need_gx)
             else:
-                g, gw = P.lp_dist_backward(g, h, w, stored, layer.p)
+                g, gw = P.lp_dist_backward(g, h, w, stored, layer.p, need_gx)
             self._update(layer.weight, gw)
         return loss, logits
 

@@ -160,6 +160,11 @@ def _check_distances(x, w, gy, p):
                          strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, **LP_CLOSE[x.dtype.type])
+    for backward, arguments in ((kernels.linf_dist_backward, (gy, x, w, index)),
+                                (lp_kernels.lp_dist_backward, (gy, x, w, y_p, p))):
+        skipped, gw = backward(*arguments, need_gx=False)  # a first layer's: no input gradient
+        assert skipped is None
+        assert_same(gw, backward(*arguments)[1])
     radius = x.dtype.type(0.5)
     for got, want in zip(kernels.interval_bounds(x - radius, x + radius, w),
                          linf_dist.interval_bounds(x - radius, x + radius, w), strict=True):
@@ -392,3 +397,28 @@ def test_choosing_cuda_without_gpu_or_simulator_says_how_to_fix_it():
 def test_unknown_backend_is_a_value_error():
     with pytest.raises(ValueError, match="backend must be one of"):
         sn.backend.set_backend("opencl")
+
+
+@needs_cuda
+def test_a_device_array_with_a_foreign_dtype_object_is_read_by_its_interface(monkeypatch):
+    """A torch CUDA tensor's dtype is torch.float32, never equal to np.float32: conv2d and the distance kernels
+    refused it, though launch.py accepts any array with __cuda_array_interface__."""
+    from numba import cuda
+
+    class Foreign:  # a torch CUDA tensor, as the kernels see one
+        def __init__(self, a):
+            self.array, self.shape, self.dtype = cuda.to_device(a), a.shape, "torch.float32"
+
+        @property
+        def __cuda_array_interface__(self):
+            return {"typestr": self.array.dtype.str, "shape": self.shape, "data": (0, False), "version": 3}
+
+    # the simulator has no as_cuda_array; on a GPU this stands in for the conversion of the real interface
+    monkeypatch.setattr(gpu("launch").cuda, "as_cuda_array", lambda a: a.array, raising=False)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 1, 4, 4), dtype=np.float32), rng.standard_normal((3, 1, 3, 3), dtype=np.float32)
+    got = gpu("conv").conv2d_forward(Foreign(x), Foreign(w), 1, 0)
+    assert_close(got.copy_to_host(), conv.conv2d_forward(x, w, 1, 0))
+    x2, w2 = x.reshape(2, 16), rng.standard_normal((5, 16), dtype=np.float32)
+    got_y, _ = gpu("linf_dist").linf_dist_forward(Foreign(x2), Foreign(w2))
+    assert_same(got_y.copy_to_host(), linf_dist.linf_dist_forward(x2, w2)[0])

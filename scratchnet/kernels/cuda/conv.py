@@ -20,7 +20,7 @@ Sums run in another order than on the CPU, so results agree up to float rounding
 import numpy as np
 from numba import cuda
 
-from scratchnet.kernels.cuda.launch import TILE, blocks, is_device, returned, specialized, to_device
+from scratchnet.kernels.cuda.launch import TILE, blocks, dtype_of, is_device, returned, specialized, to_device
 
 
 @cuda.jit(device=True, inline=True)
@@ -129,10 +129,10 @@ def _geometry(x_shape, w_shape, stride, padding):
 
 
 def _float(*arrays):
-    dtype = arrays[0].dtype
-    if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
-        raise TypeError(f"conv2d needs float32 or float64 arrays of one dtype, got {[str(a.dtype) for a in arrays]}")
-    return dtype
+    dtypes = [dtype_of(a) for a in arrays]
+    if dtypes[0] not in (np.float32, np.float64) or any(d != dtypes[0] for d in dtypes):
+        raise TypeError(f"conv2d needs float32 or float64 arrays of one dtype, got {[str(d) for d in dtypes]}")
+    return dtypes[0]
 
 
 def conv2d_forward(x, w, stride, padding):

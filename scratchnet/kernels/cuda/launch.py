@@ -27,6 +27,13 @@ def is_device(a) -> bool:
     return hasattr(a, "copy_to_host") or hasattr(a, "__cuda_array_interface__")
 
 
+def dtype_of(a) -> np.dtype:
+    """The NumPy dtype of a host or device array. A torch CUDA tensor's `dtype` is torch's own (torch.float32, never
+    equal to np.float32), so a device array's is read from its __cuda_array_interface__."""
+    interface = getattr(a, "__cuda_array_interface__", None)
+    return np.dtype(interface["typestr"]) if interface is not None else np.dtype(a.dtype)
+
+
 def to_device(a, dtype=None):
     """`a` as a C-contiguous device array: a host array is copied (converted to `dtype` if given), a device array
     is used in place and must already have that dtype and layout."""

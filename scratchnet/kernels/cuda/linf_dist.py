@@ -24,6 +24,7 @@ from scratchnet.kernels.cuda.launch import (
     THREADS,
     TILE,
     blocks,
+    dtype_of,
     is_device,
     load_tile,
     nan_max,
@@ -113,8 +114,8 @@ def _check(x, w):
     """x and w as device arrays of one float dtype with x [B, n], w [m, n]."""
     if len(x.shape) != 2 or len(w.shape) != 2 or x.shape[1] != w.shape[1] or x.shape[1] < 1:
         raise ValueError(f"x [B, n] and w [m, n] need the same n >= 1, got {tuple(x.shape)} and {tuple(w.shape)}")
-    if x.dtype != w.dtype or x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"x and w need one dtype, float32 or float64, got {x.dtype} and {w.dtype}")
+    if dtype_of(x) != dtype_of(w) or dtype_of(x) not in (np.float32, np.float64):
+        raise TypeError(f"x and w need one dtype, float32 or float64, got {dtype_of(x)} and {dtype_of(w)}")
     return to_device(x), to_device(w)
 
 
@@ -133,8 +134,9 @@ def linf_dist_values(x, w):
     return linf_dist_forward(x, w)[0]
 
 
-def linf_dist_backward(gy, x, w, index):
-    """gx[b, j*] += gy[b, i] s and gw[i, j*] -= gy[b, i] s for j* = index[b, i], s = sign(x[b, j*] - w[i, j*])."""
+def linf_dist_backward(gy, x, w, index, need_gx: bool = True):
+    """gx[b, j*] += gy[b, i] s and gw[i, j*] -= gy[b, i] s for j* = index[b, i], s = sign(x[b, j*] - w[i, j*]).
+    Without `need_gx` (a first layer, whose input needs no gradient) gx is None and is not computed."""
     xd, wd = _check(x, w)
     shape = (xd.shape[0], wd.shape[0])
     if tuple(gy.shape) != shape or tuple(index.shape) != shape:
@@ -142,9 +144,12 @@ def linf_dist_backward(gy, x, w, index):
     if not is_device(index) and index.size and (np.min(index) < 0 or np.max(index) >= xd.shape[1]):
         raise ValueError(f"index must lie in [0, {xd.shape[1]}), got [{np.min(index)}, {np.max(index)}]")
     gyd, indexd = to_device(gy, xd.dtype), to_device(index, np.int64)
-    gx, gw = zeros(xd.shape, xd.dtype), zeros(wd.shape, wd.dtype)
-    _linf_scatter[blocks(shape[0]), THREADS](gyd, xd, wd, indexd, False, gx)
+    gw = zeros(wd.shape, wd.dtype)
     _linf_scatter[blocks(shape[1]), THREADS](gyd, wd, xd, indexd, True, gw)
+    if not need_gx:
+        return None, returned(gw, is_device(gy))
+    gx = zeros(xd.shape, xd.dtype)
+    _linf_scatter[blocks(shape[0]), THREADS](gyd, xd, wd, indexd, False, gx)
     return returned(gx, is_device(gy)), returned(gw, is_device(gy))
 
 

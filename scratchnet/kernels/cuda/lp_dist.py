@@ -92,9 +92,10 @@ def lp_dist_forward(x, w, p):
     return returned(y, is_device(x))
 
 
-def lp_dist_backward(gy, x, w, y, p):
+def lp_dist_backward(gy, x, w, y, p, need_gx: bool = True):
     """gx[b, j] = sum_i gy[b, i] sign(d) (|d| / y[b, i])^(p - 1) with d = x[b, j] - w[i, j]; gw likewise with
-    the opposite sign, summed over b. An output y = 0 (x[b] = w[i]) passes no gradient."""
+    the opposite sign, summed over b. An output y = 0 (x[b] = w[i]) passes no gradient. Without `need_gx` (a first
+    layer) gx is None and is not computed: as much work as gw's."""
     if not p >= 1:
         raise ValueError(f"p must be >= 1, got {p}")
     xd, wd = _check(x, w)
@@ -102,8 +103,11 @@ def lp_dist_backward(gy, x, w, y, p):
     if tuple(gy.shape) != shape or tuple(y.shape) != shape:
         raise ValueError(f"gy and y must have shape {shape}, got {tuple(gy.shape)} and {tuple(y.shape)}")
     gyd, yd, q = to_device(gy, xd.dtype), to_device(y, xd.dtype), xd.dtype.type(p - 1)
-    gx, gw = cuda.device_array(xd.shape, xd.dtype), cuda.device_array(wd.shape, wd.dtype)
     kernel = specialized(_lp_backward, xd.dtype)
-    for g, toward_x in ((gx, True), (gw, False)):
+
+    def gradient(toward_x):
+        g = cuda.device_array(xd.shape if toward_x else wd.shape, xd.dtype)
         kernel[(blocks(g.shape[1], TILE), blocks(g.shape[0], TILE)), (TILE, TILE)](gyd, xd, wd, yd, q, toward_x, g)
-    return returned(gx, is_device(gy)), returned(gw, is_device(gy))
+        return returned(g, is_device(gy))
+
+    return gradient(True) if need_gx else None, gradient(False)
