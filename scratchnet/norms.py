@@ -18,6 +18,7 @@ abstract and Algorithm 1 were at hand: the exactness conditions are derived and 
 (shared/specs/conv-norms.md, Sec. 1; theory_checks/test_exact_conv_norms.py), not quoted.
 """
 
+import numbers
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from scratchnet.nn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
 from scratchnet.nn.module import eval_mode
 from scratchnet.tensor import FLOAT_DTYPES, Tensor, no_grad
 
+RATES = 3  # how many ratios of successive power-iteration steps estimate its rate of convergence
+
 
 @dataclass(frozen=True)
 class Norm:
@@ -43,7 +46,7 @@ class Norm:
 @dataclass(frozen=True)
 class SpectralNorm:
     """A power-iteration estimate of the largest singular value (never above it), after `iterations` steps;
-    `converged` is False when the iteration cap came before the relative change fell below the tolerance."""
+    `converged` is False when the iteration cap came before the estimated relative error fell below the tolerance."""
 
     value: float
     iterations: int
@@ -136,23 +139,36 @@ def conv_linf_norm(weight, stride, padding, input_size, *, padding_mode="zeros")
 def conv_spectral_norm(weight, stride, padding, input_size, *, tol=1e-3, max_iter=1000, seed=0,
                        padding_mode="zeros") -> SpectralNorm:
     """||A||_2 by power iteration on A^T A, through the conv (A x) and its transpose (the input gradient, A^T y):
-    x <- A^T A x / ||x||, sigma = ||A x|| for unit x, until |sigma_t - sigma_{t-1}| <= tol sigma_t (the
-    baseline that Liang & Huang 2021 time their exact l1 / l-inf norms against). sigma rises towards the norm
-    from below."""
+    x <- A^T A x / ||x||, sigma = ||A x|| for unit x (the baseline that Liang & Huang 2021 time their exact l1 /
+    l-inf norms against). sigma rises towards the norm from below, its steps shrinking in the end geometrically,
+    by a rate r close to 1 when the top singular values are close (as in random conv weights). So the iteration
+    stops when the rest of that series, step r / (1 - r), is below tol sigma, with r the largest ratio of
+    successive steps among the last RATES (the first steps, while other directions die out, shrink faster): an
+    estimate of the relative error, where the last step alone understates it (by 17x at r = 0.94). An estimate,
+    not a bound: an iteration that has not yet reached its geometric regime can stop early (at tol = 1e-3 the
+    worst of 60 random small convs was 1.2% low, the median within tol)."""
     w, stride, padding, (h, v) = _conv_args(weight, stride, padding, input_size, padding_mode)
-    if not isinstance(tol, float | int) or not tol > 0:
-        raise ValueError(f"tol must be a number > 0, got {tol!r}")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < 1:
+        raise ValueError(f"tol must be a relative error in (0, 1), got {tol!r}")
     max_iter = check_int(max_iter, "max_iter", 1)
     forward, transpose = kernel("conv2d_forward"), kernel("conv2d_backward_input")
     w = np.ascontiguousarray(w)
     x = np.random.default_rng(seed).standard_normal((1, w.shape[1], h, v)).astype(w.dtype)
-    sigma = 0.0
+    sigma, steps = 0.0, []  # the steps sigma_t - sigma_{t-1} since the second iteration (the first is from 0)
     for iteration in range(1, max_iter + 1):
         x /= np.linalg.norm(x)
         y = forward(x, w, stride, padding)
         previous, sigma = sigma, _finite(float(np.linalg.norm(y)), "spectral")
-        if abs(sigma - previous) <= tol * sigma:
-            return SpectralNorm(sigma, iteration, True)
+        if sigma == 0:  # A x = 0 for a random x: A = 0 (almost surely), e.g. every tap on padding
+            return SpectralNorm(0.0, iteration, True)
+        if iteration > 1:
+            if sigma <= previous:  # sigma can only rise: rounding has the last word
+                return SpectralNorm(previous, iteration, True)
+            steps = [*steps[-RATES:], sigma - previous]
+            if len(steps) > RATES:
+                rate = max(later / earlier for earlier, later in zip(steps[:-1], steps[1:], strict=True))
+                if rate < 1 and steps[-1] * rate / (1 - rate) <= tol * sigma:
+                    return SpectralNorm(sigma, iteration, True)
         x = transpose(y, w, x.shape, stride, padding)
     return SpectralNorm(sigma, max_iter, False)
 
@@ -200,7 +216,8 @@ def batchnorm_norm(weight, running_var, eps) -> Norm:
 # ---------------------------------------------------------------------------------------------- whole models
 @dataclass(frozen=True)
 class LayerNorms:
-    """One row of `layer_norms`: a layer's l1, l-inf and spectral norms and whether l1 / l-inf are exact."""
+    """One row of `layer_norms`: a layer's l1, l-inf and spectral norms and whether each is exact (l1 and l-inf
+are upper bounds otherwise; a conv's spectral norm is a power-iteration estimate, a lower bound)."""
 
     name: str
     kind: str
@@ -209,6 +226,7 @@ class LayerNorms:
     spectral: float
     l1_exact: bool
     linf_exact: bool
+    spectral_exact: bool = True
 
 
 def conv_input_sizes(model, input_shape) -> dict:
@@ -248,7 +266,7 @@ def layer_norms(model, input_shape, *, tol=1e-3, max_iter=1000) -> list[LayerNor
             args = (m.weight.data, m.stride, m.padding, sizes[m])
             l1, linf = conv_l1_norm(*args), conv_linf_norm(*args)
             spectral = conv_spectral_norm(*args, tol=tol, max_iter=max_iter).value
-            rows.append(LayerNorms(name, "conv", l1.value, linf.value, spectral, l1.exact, linf.exact))
+            rows.append(LayerNorms(name, "conv", l1.value, linf.value, spectral, l1.exact, linf.exact, False))
         elif isinstance(m, Linear):
             l1, linf = linear_l1_norm(m.weight.data), linear_linf_norm(m.weight.data)
             spectral = float(np.linalg.norm(m.weight.data.astype(np.float64), 2))
@@ -260,21 +278,22 @@ def layer_norms(model, input_shape, *, tol=1e-3, max_iter=1000) -> list[LayerNor
 
 
 def format_norm_table(rows: list[LayerNorms]) -> str:
-    """A text table of `layer_norms` rows; '<=' marks an upper bound (the input is too small for exactness)."""
-    def cell(value, exact=True):
-        return f"{'' if exact else '<= '}{value:.4g}"
+    """A text table of `layer_norms` rows; '<=' marks an upper bound (the input is too small for exactness), '>='
+    a lower one (power iteration's estimate)."""
+    def cell(value, exact=True, mark="<= "):
+        return f"{'' if exact else mark}{value:.4g}"
 
     width = max([len("layer")] + [len(r.name) for r in rows])
     lines = [f"{'layer':{width}s}  {'kind':9s}  {'l1':>12s}  {'l-inf':>12s}  {'spectral':>12s}"]
     for r in rows:
         lines.append(f"{r.name:{width}s}  {r.kind:9s}  {cell(r.l1, r.l1_exact):>12s}  "
-                     f"{cell(r.linf, r.linf_exact):>12s}  {cell(r.spectral):>12s}")
+                     f"{cell(r.linf, r.linf_exact):>12s}  {cell(r.spectral, r.spectral_exact, '>= '):>12s}")
     return "\n".join(lines)
 
 
 def plot_norms(rows: list[LayerNorms], ax=None, path=None):
-    """Bars of each layer's l1, l-inf and spectral norm (log scale; hatched bars are upper bounds), drawn into
-    `ax`, or into a new figure saved atomically to `path`. Returns the axes."""
+    """Bars of each layer's l1, l-inf and spectral norm (log scale; bars hatched "//" are upper bounds, dotted ones
+    lower bounds), drawn into `ax`, or into a new figure saved atomically to `path`. Returns the axes."""
     if ax is None and path is None:
         raise ValueError("plot_norms needs ax or path, got neither")
     if ax is None:
@@ -282,13 +301,13 @@ def plot_norms(rows: list[LayerNorms], ax=None, path=None):
 
         ax = Figure(figsize=(max(6.0, 0.9 * len(rows)), 4.0), layout="constrained").subplots()
     x = np.arange(len(rows))
-    series = [("l1", [r.l1 for r in rows], [r.l1_exact for r in rows]),
-              ("l-inf", [r.linf for r in rows], [r.linf_exact for r in rows]),
-              ("spectral", [r.spectral for r in rows], [True] * len(rows))]
-    for k, (label, values, exact) in enumerate(series):
+    series = [("l1", [r.l1 for r in rows], [r.l1_exact for r in rows], "//"),
+              ("l-inf", [r.linf for r in rows], [r.linf_exact for r in rows], "//"),
+              ("spectral", [r.spectral for r in rows], [r.spectral_exact for r in rows], "..")]
+    for k, (label, values, exact, hatch) in enumerate(series):
         bars = ax.bar(x + (k - 1) * 0.27, values, width=0.27, label=label)
         for bar, is_exact in zip(bars, exact, strict=True):
-            bar.set_hatch("" if is_exact else "//")
+            bar.set_hatch("" if is_exact else hatch)
     ax.set_xticks(x, [f"{r.name}\n{r.kind}" for r in rows], fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("operator norm")
