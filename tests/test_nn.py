@@ -236,3 +236,14 @@ def test_load_state_dict_refuses_another_dtype_or_shape_by_name():
         model.load_state_dict({**state, "0.bias": np.zeros(3, np.float32)})
     with pytest.raises(ValueError, match=r"missing \['0.bias'\], unexpected \['0.b'\]"):
         model.load_state_dict({"0.weight": state["0.weight"], "0.b": state["0.bias"]})
+
+
+def test_the_dropout_masks_of_mnist_cnn_follow_its_seed():
+    """The two Dropout layers were seeded 1 and 2 whatever the model's seed: every run drew the same masks."""
+    def dropout_seeds(seed):
+        model = nn.models.mnist_cnn(channels=(2, 2), hidden=4, dropout=0.5, seed=seed)
+        return [m.seed for m in model.modules() if isinstance(m, nn.Dropout)]
+
+    first, again, other = dropout_seeds(0), dropout_seeds(0), dropout_seeds(1)
+    assert len(first) == 2 and first[0] != first[1]
+    assert first == again and set(first).isdisjoint(other)

@@ -29,7 +29,8 @@ def mnist_cnn(in_channels: int = 1, num_classes: int = 10, channels=(32, 64), hi
     """The small MNIST CNN: conv3x3(32)-ReLU-conv3x3(64)-ReLU-maxpool2-linear(128)-ReLU-linear(10).
 
     Padding 1 keeps 28x28 through both convolutions, so the second is the 32 -> 64, 3x3, 28x28 convolution that
-    the conv benchmark times. `dropout` > 0 adds dropout after the pooling and the hidden layer.
+    the conv benchmark times. `dropout` > 0 adds dropout after the pooling and the hidden layer, its masks seeded
+    from `seed` too.
     """
     rng = as_rng(seed)
     c1, c2 = channels
@@ -40,10 +41,10 @@ def mnist_cnn(in_channels: int = 1, num_classes: int = 10, channels=(32, 64), hi
         MaxPool2d(2), Flatten(),
     ]
     if dropout > 0:
-        layers.append(Dropout(dropout, seed=1))
+        layers.append(Dropout(dropout, seed=int(rng.integers(2**63))))
     layers += [Linear(c2 * pooled * pooled, hidden, rng=rng), ReLU()]
     if dropout > 0:
-        layers.append(Dropout(dropout, seed=2))
+        layers.append(Dropout(dropout, seed=int(rng.integers(2**63))))
     layers.append(Linear(hidden, num_classes, rng=rng))
     return Sequential(*layers)
 
