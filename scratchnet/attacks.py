@@ -145,7 +145,7 @@ def pgd(model, x, y, eps: float, steps: int = 40, step_size: float | None = None
     """Projected gradient ascent on `loss` (Madry et al. 2018): from a random start in the ball, `steps` steps
     of size `step_size` (default 2.5 eps / steps), each projected. Returns the last iterate.
 
-    With restarts, each restart runs only on the examples that are still classified correctly, and an example
+    With restarts, each restart runs only on the examples that no earlier restart has fooled, and an example
     keeps the first restart that fools the model, or else the restart with the highest loss: more restarts can
     only make the result worse for the model.
     """

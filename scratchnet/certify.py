@@ -1,7 +1,7 @@
 """Certified robustness of l-inf-dist nets: the margin rule, interval bounds, and certified accuracy.
 
-Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML),
-Sections 3 and 5; the rules as the papers' code applies them are in shared/specs/linf-dist-nets.md, section 2.
+Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML);
+the rules as the papers' code applies them are in shared/specs/linf-dist-nets.md, section 2.
 
 - Margin rule (`LinfDistNet`): at p = inf in eval mode the logits g are 1-Lipschitz in l-inf (in normalized
   units), so each moves by at most eps' = eps / std. If g_y(x) - max_{j != y} g_j(x) > 2 eps', no point of the

@@ -1,7 +1,7 @@
 """Training an l-inf-dist net with its weights, optimizer state and activations resident on the GPU.
 
 The autograd (`scratchnet.tensor`) keeps NumPy arrays on the host, so with backend "cuda" every kernel call copies its
-inputs to the GPU and its result back. `ResidentTrainer` keeps the net (Zhang et al. 2021, Section 3) on the GPU
+inputs to the GPU and its result back. `ResidentTrainer` keeps the net (Zhang et al. 2021) on the GPU
 instead: the weights, biases, running means and Adam's moments live there, and a training step runs the forward and
 backward passes layer by layer with the CUDA kernels (distances: `kernels/cuda/linf_dist.py` and `lp_dist.py`; input
 normalization, mean shift and Adam: `kernels/cuda/elementwise.py`). Only a batch's images go in, and only its [B,

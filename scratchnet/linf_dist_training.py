@@ -2,7 +2,7 @@
 decay and the learning-rate schedule.
 
 Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML),
-Section 4, and Zhang et al. 2022 (ICLR, "Boosting the Certified Robustness of L-infinity Distance Nets");
+and Zhang et al. 2022 (ICLR, "Boosting the Certified Robustness of L-infinity Distance Nets");
 shared/specs/linf-dist-nets.md section 3 gives every formula and hyperparameter used here.
 
 - `PSchedule`: p = 8 before epoch e_p0, then p = 8 (1000 / 8)^r with r = (t - e_p0) / (e_p1 - e_p0), and exactly

@@ -1,9 +1,10 @@
-"""The gradient-Lipschitz estimator of Kanai et al. (2021, "Smoothness Analysis of Adversarial Training",
-sections 4-5; shared/specs/width-depth-and-smoothness.md B7):
+"""An estimator of the gradient's Lipschitz constant, to check the claims of Kanai et al. (2021, "Smoothness
+Analysis of Adversarial Training") numerically (shared/specs/width-depth-and-smoothness.md B7, a proposal of the
+spec, not the paper's own procedure):
 
     R(theta, h) = max_u ||grad L(theta + h u) - grad L(theta)|| / h,   u random unit directions in parameter space.
 
-If grad L is beta-Lipschitz near theta then R(theta, h) <= beta for every h, and R tends to ||Hessian u|| as h -> 0
+If grad L is beta-Lipschitz within distance h of theta then R(theta, h) <= beta, and R tends to ||Hessian u|| as h -> 0
 where L is twice differentiable. Where the gradient jumps by J within distance h of theta, R grows like J / h:
 on a log-log plot of R against h, a smooth loss is flat and a non-smooth one has slope -1.
 

@@ -1,8 +1,9 @@
 """Operator norms of the layers of a CNN: exact l1 and l-inf, the spectral norm, and a per-layer report.
 
-Liang & Huang 2021, "Large Norms of CNN Layers Do Not Hurt Adversarial Robustness" (AAAI), prove in their
-theorem on conv layers that the l1 and l-inf operator norms of a 2-D multi-channel conv layer x -> A x (A is
-(C_out m^2) x (C_in n^2)) can be read off its weight W [C_out, C_in, k, k] without building A:
+Liang & Huang 2021, "Large Norms of CNN Layers Do Not Hurt Adversarial Robustness" (AAAI), compute the l1 and
+l-inf operator norms of a 2-D multi-channel conv layer x -> A x (A is (C_out m^2) x (C_in n^2)) from its weight
+W [C_out, C_in, k, k] without building A; as their code does it (the paper's theorem is not quoted here, see
+below), with the stride's tap classes:
 
     ||A||_inf = max_o     sum_{c, i, j} |W[o, c, i, j]|                              (one filter)
     ||A||_1   = max_{c, G} sum_o sum_{(i, j) in G} |W[o, c, i, j]|                    (one channel)
@@ -117,7 +118,7 @@ def l1_formula_is_exact(size, kernel_size, stride, padding) -> bool:
 # ---------------------------------------------------------------------------------------------- conv layers
 def conv_l1_norm(weight, stride, padding, input_size, *, padding_mode="zeros") -> Norm:
     """||A||_1 = max_{c, r1, r2} sum_o sum_{i = r1, j = r2 (mod stride)} |W[o, c, i, j]| for the zero-padded conv
-    on a C_in x h x w input (Liang & Huang 2021, conv-norm theorem, l1 part: the largest column sum of A; with
+    on a C_in x h x w input (Liang & Huang 2021, as their code computes it: the largest column sum of A; with
     stride 1 the largest per-input-channel sum of |W|). Exact when `l1_formula_is_exact` holds along both axes,
     else an upper bound."""
     w, stride, padding, sizes = _conv_args(weight, stride, padding, input_size, padding_mode)
@@ -128,7 +129,7 @@ def conv_l1_norm(weight, stride, padding, input_size, *, padding_mode="zeros") -
 
 def conv_linf_norm(weight, stride, padding, input_size, *, padding_mode="zeros") -> Norm:
     """||A||_inf = max_o sum_{c, i, j} |W[o, c, i, j]| for the zero-padded conv on a C_in x h x w input (Liang &
-    Huang 2021, conv-norm theorem, l-inf part: the largest row sum of A, the largest per-filter sum of |W|). Exact when
+    Huang 2021, as their code computes it: the largest row sum of A, the largest per-filter sum of |W|). Exact when
     `linf_formula_is_exact` holds along both axes, else an upper bound."""
     w, stride, padding, sizes = _conv_args(weight, stride, padding, input_size, padding_mode)
     value = _finite(kernel("conv_linf_filter_sums")(w).max(), "l-inf")

@@ -1,6 +1,6 @@
 """The binary linear logistic model in closed form: optimal attacks, adversarial losses and their Danskin
-gradients (Kanai et al. 2021, "Smoothness Analysis of Adversarial Training", section 4; shared/specs/
-width-depth-and-smoothness.md B3).
+gradients, derived in shared/specs/width-depth-and-smoothness.md B3; they match the statement of Kanai et al.
+2021, "Smoothness Analysis of Adversarial Training" (its v2 abstract), whose body was not at hand.
 
 The model is f(x) = w^T x with labels y in {-1, +1} and the logistic loss l(z) = log(1 + e^-z) of the margin
 z = y w^T x. Since l is decreasing, the attack minimizes the margin, and by Hölder's inequality

@@ -339,9 +339,10 @@ def grad(output: Tensor, inputs, grad_output=None) -> list[np.ndarray]:
 
 
 def as_tensor(value, dtype=None) -> Tensor:
-    """`value` itself if it is a Tensor (cast when `dtype` differs), else a new Tensor without gradient that owns
-    a copy of it: the ops keep their inputs for the backward, and the caller may refill an array (a loader's
-    buffer, an attack's iterate) before calling it. `Tensor(array)` shares the array instead."""
+    """`value` itself if it is a Tensor (when `dtype` differs, a cast copy cut from the graph, which gets no
+    gradient), else a new Tensor without gradient that owns a copy of it: the ops keep their inputs for the
+    backward, and the caller may refill an array (a loader's buffer, an attack's iterate) before calling it.
+    `Tensor(array)` shares the array instead."""
     if isinstance(value, Tensor):
         return value if dtype is None or value.dtype == dtype else Tensor(value.data, dtype=dtype)
     if isinstance(value, np.ndarray | np.generic):

@@ -49,7 +49,8 @@ def evaluate(model, dataset, batch_size: int = 500) -> dict[str, float]:
 
 @dataclass
 class FitState:
-    """What a callback sees: the objects being trained and where training is. Set `stop = True` to end early."""
+    """What a callback sees: the objects being trained and where training is. Set `stop = True` to end training
+    after the current epoch."""
 
     model: object
     optimizer: object

@@ -1,5 +1,5 @@
 """l-inf-dist nets can express max, min, copy and negation, approximate 1-Lipschitz functions, and certify
-separated data (Zhang et al. 2021, ICML, Section 4; the constructions are shared/specs/linf-dist-nets.md section 6,
+separated data (Zhang et al. 2021, ICML; the constructions are shared/specs/linf-dist-nets.md section 6,
 item 3, whose exact match with the paper's proofs is unverified).
 
 Statement. For inputs |h_i| <= R and C >= 3R, one l-inf-dist neuron with bias -C computes

@@ -1,12 +1,12 @@
 """The l-inf-dist neuron and its lp relaxation as differentiable ops; the arithmetic is in the kernels
 (`scratchnet.kernels.linf_dist`, defined by `scratchnet.kernels.reference.linf_dist`).
 
-Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML).
-Section 3: a layer of l-inf-dist neurons maps x [B, n] to y[b, i] = ||x[b] - w[i]||_inf for weights w [m, n]
-(the bias, when there is one, is added by the layer). Its gradient is sparse: only the coordinate j* where the
-max is reached moves y, with dy/dx_j* = sign(x_j* - w_j*) = -dy/dw_j* (on ties the first maximizer is used,
-which is a valid subgradient). Section 4 trains through the smooth lp-dist neuron ||x - w_i||_p instead, with
-p growing towards infinity; its gradient is dy/dx_j = sign(d_j) (|d_j| / y)^(p - 1) with d = x - w_i.
+Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML);
+shared/specs/linf-dist-nets.md. Section 1: a layer of l-inf-dist neurons maps x [B, n] to y[b, i] = ||x[b] - w[i]||_inf
+for weights w [m, n] (the bias, when there is one, is added by the layer). Its gradient is sparse: only the coordinate
+j* where the max is reached moves y, with dy/dx_j* = sign(x_j* - w_j*) = -dy/dw_j* (on ties the first maximizer is used,
+which is a valid subgradient). Training (section 3) goes through the smooth lp-dist neuron ||x - w_i||_p instead, with p
+growing towards infinity; its gradient is dy/dx_j = sign(d_j) (|d_j| / y)^(p - 1) with d = x - w_i.
 """
 
 import math

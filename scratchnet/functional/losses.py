@@ -121,7 +121,7 @@ def margin(logits: Tensor, y, kappa: float = np.inf, reduction: str = "mean") ->
 
 
 def dlr(logits: Tensor, y, target=None, reduction: str = "mean") -> Tensor:
-    """The Difference of Logits Ratio of Croce & Hein (ICML 2020, section 3), which an attack maximizes.
+    """The Difference of Logits Ratio of Croce & Hein (ICML 2020), which an attack maximizes.
 
     Untargeted: -(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3), with z_pi the logits sorted in decreasing order;
     targeted at t: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2). Shifting or scaling the logits leaves it

@@ -1,7 +1,7 @@
 """Numba CPU kernels for the l-inf-dist neuron: y[b, i] = ||x[b] - w[i]||_inf for x [B, n], w [m, n].
 
 Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML):
-the neuron (Section 3), its lp relaxation for training (Section 4) and its interval bounds (Section 5). The
+the neuron and its interval bounds (shared/specs/linf-dist-nets.md, sections 1 and 2). The
 NumPy twins in `kernels/reference/linf_dist.py` define what each function computes; this file is about speed
 (shared/specs/kernel-performance.md):
 
@@ -20,7 +20,7 @@ NumPy twins in `kernels/reference/linf_dist.py` define what each function comput
   rows of x for gx and over blocks of rows of w for gw, so no two threads ever write the same row and there is no
   [B, m, n] intermediate.
 
-The lp relaxation (Section 4) is in lp_dist.py.
+The lp relaxation of training (spec section 3) is in lp_dist.py.
 """
 
 import numpy as np

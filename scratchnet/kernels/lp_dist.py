@@ -1,6 +1,6 @@
-"""Numba CPU kernels for the lp-dist neuron: y[b, i] = ||x[b] - w[i]||_p for x [B, n], w [m, n], the relaxation of
-the l-inf-dist neuron that Zhang et al. 2021 (ICML, Section 4) train with, p growing towards infinity. The NumPy
-twins in `kernels/reference/lp_dist.py` define what each function computes.
+"""Numba CPU kernels for the lp-dist neuron: y[b, i] = ||x[b] - w[i]||_p for x [B, n], w [m, n], the relaxation of the
+l-inf-dist neuron that Zhang et al. 2021 (ICML; shared/specs/linf-dist-nets.md, section 3) train with, p growing towards
+infinity. The NumPy twins in `kernels/reference/lp_dist.py` define what each function computes.
 
 Every term is scaled by the l-inf distance M = max_j |d_j| (`linf_dist_values`), so (|d_j| / M)^p <= 1 and the sum
 cannot overflow; the gradient's base |d_j| / y is <= 1 as well. An integer exponent below 2^POWER_BITS is compiled

@@ -1,7 +1,8 @@
 """The l-inf-dist layer and the two networks built from it.
 
 Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML),
-Section 3, and the ICLR 2022 follow-up (facts in shared/specs/linf-dist-nets.md, sections 1 and 3):
+and the ICLR 2022 follow-up; the facts as their code has them are in shared/specs/linf-dist-nets.md, sections 1
+and 3 (the papers' own section numbers are not quoted: their bodies were not at hand):
 
 - `LinfDist`: x [B, n] -> y[b, i] = ||x[b] - w_i||_p (- mean shift) (+ b_i). p = inf is the l-inf-dist neuron;
   a finite p is the lp relaxation used during training (the p schedule sets `layer.p`). Mean shift is batch
@@ -58,7 +59,7 @@ def _input(x, dtype, features: int, where: str) -> Tensor:
 
 
 class LinfDist(Module):
-    """A layer of lp-dist neurons, y_i = ||x - w_i||_p - mu_i + b_i (Zhang et al. 2021, Section 3).
+    """A layer of lp-dist neurons, y_i = ||x - w_i||_p - mu_i + b_i (Zhang et al. 2021; spec section 1).
 
     mu_i is the mean shift (batch mean in training, running mean in eval; 0 without `mean_shift`), b_i the
     optional bias. Weights are N(0, 1), biases 0; with `identity_init` and in_features <= out_features, neuron i
@@ -195,7 +196,7 @@ class _Normalized(Module):
 
 
 class LinfDistNet(_Normalized):
-    """The l-inf-dist net (Zhang et al. 2021, Section 3): `depth` l-inf-dist layers, the hidden ones of `width`
+    """The l-inf-dist net (Zhang et al. 2021; spec section 1): `depth` l-inf-dist layers, the hidden ones of `width`
     neurons (an int, or one width per hidden layer) with mean shift, the last with `num_classes` neurons and a
     bias; logits g_k(x) = -(||h - w_k||_p + b_k). Identity-map init where fan-in <= fan-out."""
 
@@ -224,7 +225,7 @@ class LinfDistNet(_Normalized):
 
 
 class LinfDistNetMLP(_Normalized):
-    """The l-inf-dist Net+MLP (Zhang et al. 2021, Section 4): `depth` l-inf-dist layers of `width` neurons, all
+    """The l-inf-dist Net+MLP (Zhang et al. 2021; spec section 1): `depth` l-inf-dist layers of `width` neurons, all
     with mean shift and no bias, as features z; then the head linear(width -> hidden) -> tanh ->
     linear(hidden -> num_classes). The head is not 1-Lipschitz: certify it with interval bounds."""
 

@@ -83,7 +83,7 @@ def _reference_init(conv: Conv2d, rng: np.random.Generator) -> None:
 class WideResNet(Module):
     """WRN with per-stage depths (D_1, ..., D_n) and widening factors (W_1, ..., W_n); see the module docstring.
 
-    `base_channels` is the stem width (16 in the paper; 8 gives the scaled-down nets of the demo), `strides` the
+    `base_channels` is the stem width (16 in the paper; 4 in demos/width_depth.py's scaled-down nets), `strides` the
     first block's stride in each stage (default 1, 2, 2, ...). `rng`: a seed or a Generator; each layer then draws
     from its own stream keyed by its place in the network (`_stream`).
     """

@@ -1,8 +1,9 @@
 """CUDA kernels for the l-inf-dist neuron: y[b, i] = ||x[b] - w[i]||_inf for x [B, n], w [m, n].
 
-Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML):
-the neuron (Section 3) and its interval bounds (Section 5); the NumPy twins in `kernels/reference/linf_dist.py`
-define what each function computes. The lp relaxation (Section 4) is in lp_dist.py.
+Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML): the
+neuron and its interval bounds (shared/specs/linf-dist-nets.md, sections 1 and 2); the NumPy twins in
+`kernels/reference/linf_dist.py` define what each function computes. The lp relaxation of training (spec section 3) is
+in lp_dist.py.
 
 - The forward pass and the interval bounds are a matrix product with another reduction in place of the
   multiply-add, and are tiled like one (shared/specs/linf-dist-nets.md, Sec. 5): a block of TILE x TILE threads

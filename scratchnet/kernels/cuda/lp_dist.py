@@ -1,6 +1,6 @@
 """CUDA kernels for the lp-dist neuron: y[b, i] = ||x[b] - w[i]||_p for x [B, n], w [m, n], the relaxation of the
-l-inf-dist neuron that Zhang et al. 2021 (ICML, Section 4) train with, p growing towards infinity. The NumPy twins in
-`kernels/reference/lp_dist.py` define what each function computes.
+l-inf-dist neuron that Zhang et al. 2021 (ICML; shared/specs/linf-dist-nets.md, section 3) train with, p growing towards
+infinity. The NumPy twins in `kernels/reference/lp_dist.py` define what each function computes.
 
 - The forward pass is tiled as the l-inf forward (linf_dist.py), which first gives the l-inf distance M: every term
   is scaled by it, as on the CPU, so (|d_j| / M)^p <= 1 and the sum cannot overflow.

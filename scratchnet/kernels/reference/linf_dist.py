@@ -1,10 +1,10 @@
 """NumPy references for the l-inf-dist neuron (the oracle of kernels/linf_dist.py and kernels/cuda/linf_dist.py).
 
 Zhang et al. 2021, "Towards Certifying l-inf Robustness using Neural Networks with l-inf-dist Neurons" (ICML),
-Section 3: neuron i of a layer computes y_i = ||x - w_i||_inf (the bias is added by the layer), and Section 5's
-interval bounds certify (the lp relaxation of Section 4 is in lp_dist.py). For x [B, n] and w [m, n], every
-function here builds the full [B, m, n] array of differences d[b, i, j] = x[b, j] - w[i, j], which makes each
-formula one line, and is why these are for tests only.
+shared/specs/linf-dist-nets.md: neuron i of a layer computes y_i = ||x - w_i||_inf (section 1; the bias is added by the
+layer), and interval bounds certify (section 2; the lp relaxation of training, section 3, is in lp_dist.py). For x [B,
+n] and w [m, n], every function here builds the full [B, m, n] array of differences d[b, i, j] = x[b, j] - w[i, j],
+which makes each formula one line, and is why these are for tests only.
 """
 
 import numpy as np
@@ -42,7 +42,7 @@ def linf_dist_backward(gy, x, w, index):
 
 
 def interval_bounds(lower, upper, w):
-    """The exact range of y[b, i] = ||x - w_i||_inf over the box lower[b] <= x <= upper[b] (Section 5):
+    """The exact range of y[b, i] = ||x - w_i||_inf over the box lower[b] <= x <= upper[b] (spec section 2):
     y_upper = max_j max(|lower_j - w_j|, |upper_j - w_j|), the farthest corner of the box, and
     y_lower = max_j max(0, lower_j - w_j, w_j - upper_j), the distance from w_j to the interval [lower_j, upper_j]."""
     below, above = _differences(lower, w), _differences(upper, w)

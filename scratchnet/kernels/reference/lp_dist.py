@@ -1,8 +1,9 @@
 """NumPy references for the lp-dist neuron (the oracle of kernels/lp_dist.py and kernels/cuda/lp_dist.py).
 
-Zhang et al. 2021 (ICML), Section 4: the l-inf-dist net is trained with the lp relaxation y_i = ||x - w_i||_p of
-its neurons, p growing towards infinity. Like the l-inf references (linf_dist.py), each function builds the full
-[B, m, n] array of differences d[b, i, j] = x[b, j] - w[i, j]: one line per formula, for tests only.
+Zhang et al. 2021 (ICML; shared/specs/linf-dist-nets.md, section 3): the l-inf-dist net is trained with the lp
+relaxation y_i = ||x - w_i||_p of its neurons, p growing towards infinity. Like the l-inf references (linf_dist.py),
+each function builds the full [B, m, n] array of differences d[b, i, j] = x[b, j] - w[i, j]: one line per formula, for
+tests only.
 """
 
 import numpy as np
