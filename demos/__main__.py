@@ -20,6 +20,10 @@ def _parser(name: str, module) -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(args) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
 def run_demo(name: str, argv: list[str], in_subfolder: bool = False) -> dict:
     """Run one demo; with `in_subfolder` (as `all` does), --out DIR means DIR/<name>."""
     module = importlib.import_module(DEMOS[name])
@@ -34,9 +38,9 @@ def run_demo(name: str, argv: list[str], in_subfolder: bool = False) -> dict:
             parser.error(str(error))
     default = Path("runs") / "quick" / name if args.quick else Path("runs") / name  # a smoke run never overwrites
     out = default if args.out is None else args.out / name if in_subfolder else args.out
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    report = Report(name, out, args.quick, config)
+    report = Report(name, out, args.quick, _settings(args))
     module.run(args, report)
+    report.config.update(_settings(args))  # as run: a quick run overrides some of the settings given
     results = report.write()
     print(f"\n{name}: {out / 'report.md'}\n{report.table()}\n")
     return results

@@ -284,28 +284,33 @@ follows Chaudhari et al.'s MNIST values (gamma_0 = {args.gamma}, scoping {args.s
 step {args.inner_lr}, mu averaging 0.25, weight decay {args.weight_decay} in the inner gradient) and the reference
 code's outer step theta <- theta - eta (theta - mu) with eta = {args.outer_lr}, decayed by the same cosine; L =
 {args.L} instead of their 20 (the budget). Deviation: the inner steps have no momentum.""")
-    report.section("Verdict on Entropy-SGD", verdict(gain, pgd_name, args, len(train_set)))
+    accuracy = {what: [np.mean([r[what] for r in by[name]]) for name in by] for what in ("robust", "clean")}
+    images = {"robust": len(evaluation), "clean": len(test)}
+    report.section("Verdict on Entropy-SGD", verdict(gain, accuracy, images, pgd_name, args, len(train_set)))
 
 
-def noise(gain, eval_size: int) -> float:
+def noise(gain, accuracies, images: int) -> float:
     """What a mean paired difference must exceed to count: two standard errors of the mean over the seeds (same
-    seed: same init and data order), and at least 1 / sqrt(N), twice the binomial sd of an accuracy on the N
-    attacked images at 50% (the seeds share those images, so their spread leaves that error out)."""
-    return max(2 * gain.std(ddof=1) / np.sqrt(len(gain)), 1 / np.sqrt(eval_size))
+    seed: same init and data order), and at least two standard errors of a difference of the two arms' accuracies
+    on the N images both are scored on, sqrt((p1 (1 - p1) + p2 (1 - p2)) / N) (the seeds share those images, so
+    their spread leaves that error out; taken as for independent samples, which shared images can only lower)."""
+    p = np.asarray(accuracies, dtype=float)
+    return max(2 * gain.std(ddof=1) / np.sqrt(len(gain)), 2 * np.sqrt(np.sum(p * (1 - p)) / images))
 
 
-def verdict(gain, pgd_name, args, train_size) -> str:
-    """Helped or hurt only where the mean paired difference exceeds its `noise`."""
+def verdict(gain, accuracy, images, pgd_name, args, train_size) -> str:
+    """Helped or hurt only where the mean paired difference exceeds its `noise`; `accuracy[what]` holds the two
+    arms' mean accuracies, `images[what]` how many test images each is measured on."""
     n = len(gain["robust"])
     lines = [f"Paired by seed, Entropy-SGD minus SGD: {pgd_name} accuracy {mean_sd(gain['robust'])}, clean accuracy "
              f"{mean_sd(gain['clean'])} over {n} seed{'s' if n > 1 else ''}."]
     outcomes = []
     for what in ("robust", "clean"):
-        mean, band = gain[what].mean(), noise(gain[what], args.eval_size) if n > 1 else np.nan
+        mean, band = gain[what].mean(), noise(gain[what], accuracy[what], images[what]) if n > 1 else np.nan
         outcomes.append(f"cannot be judged on {what} accuracy with one seed" if n == 1 else
                         f"helped {what} accuracy" if mean > band else f"hurt {what} accuracy" if mean < -band else
                         f"changed {what} accuracy by less than its noise ({band:.4f}: two standard errors over the "
-                        f"seeds, or the sampling error of {args.eval_size} test images)")
+                        f"seeds, or the sampling error of {images[what]} test images)")
         lines.append(f"At our scale ({train_size} images, {args.epochs} SGD-epochs of gradient evaluations, eps "
                      f"{args.eps}), Entropy-SGD {outcomes[-1]}.")
     lines.append(

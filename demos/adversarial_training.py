@@ -235,7 +235,8 @@ def run(args, report) -> None:
     report.figure(_curve_figure(curves, epsilons), "robust_accuracy_vs_eps.png",
                   f"PGD-{min(20, args.eval_steps)} accuracy against the radius eps for each model.")
     for name, history in histories.items():
-        report.figure(training_curves(history, f"{name} (train: on its own objective's inputs)"),
+        inputs = "adversarial inputs" if name == "PGD-AT" else "clean inputs"  # the logits its objective returns
+        report.figure(training_curves(history, f"{name} (train accuracy: on {inputs})"),
                       f"training_{name.lower().replace('-', '_')}.png",
                       f"Training curves of {name}" + (f"; test (PGD): PGD-{RobustMonitor.STEPS} at eps {args.eps} on "
                                                       f"{args.monitor_size} test images." if args.monitor_size > 0

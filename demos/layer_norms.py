@@ -141,8 +141,11 @@ def evaluate(model, test, x_eval, y_eval, args) -> dict:
 
 # ---------------------------------------------------------------------------------------------- verdicts
 def compare(value: float, reference: float, n: int) -> str:
-    """'higher', 'lower' or 'within noise': a difference of accuracies on n images beyond two standard errors."""
-    noise = 2 * np.sqrt(max(reference * (1 - reference), 1 / n) / n)
+    """'higher', 'lower' or 'within noise': whether two accuracies on n images differ by more than two standard errors
+    of their difference, sqrt((p1 q1 + p2 q2) / n) (as for independent samples: the models see the same images,
+    which can only lower it). Each binomial variance counts as at least 1 / n, so that accuracies near 0 or 1 are
+    not judged on a vanishing error."""
+    noise = 2 * np.sqrt(sum(max(p * (1 - p), 1 / n) for p in (value, reference)) / n)
     return "higher" if value > reference + noise else "lower" if value < reference - noise else "within noise"
 
 
@@ -197,8 +200,8 @@ def regularization_verdict(results: dict, n_clean: int, n_robust: int, eps: list
 
     robust_text = "; ".join(f"at eps {e:g} {counts(words)}" for e, words in zip(eps, robust, strict=True))
     summary = (f"Of {len(others)} regularized runs, {lowered} lowered the sum of the layers' l1 norms. Against the "
-               f"plain model (two standard errors: {n_clean} images clean, {n_robust} attacked), clean accuracy "
-               f"(the paper: can improve) {counts(clean)}; APGD-CE accuracy (the paper: slightly lower) "
+               f"plain model (two standard errors of the difference: {n_clean} images clean, {n_robust} attacked), "
+               f"clean accuracy (the paper: can improve) {counts(clean)}; APGD-CE accuracy (the paper: slightly lower) "
                f"{robust_text}. So at this scale {majority(clean, 'clean accuracy')}, and "
                + " and ".join(majority(w, f"robust accuracy at eps {e:g}") for e, w in zip(eps, robust, strict=True))
                + ".")

@@ -79,6 +79,8 @@ def problems(results: dict) -> list[str]:
 def _fmt(value: float) -> str:
     if math.isnan(value):
         return "nan"
+    if value != 0 and abs(value) < 1e-3:  # a timing in seconds: four decimals would round it to 0.0001 or 0
+        return f"{value:.3g}"
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
 
 

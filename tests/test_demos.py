@@ -52,6 +52,29 @@ def test_running_all_fails_when_a_demo_records_a_non_finite_or_no_metric(tmp_pat
     assert problems({"metrics": {}}) == ["recorded no metrics"]
 
 
+def test_the_recorded_configuration_is_the_one_that_ran(tmp_path, monkeypatch):
+    """A quick run overrides settings in `args`: results.json and report.md recorded those given instead (three
+    seeds and PGD-20 beside a report of two seeds and PGD-3)."""
+    (tmp_path / "fake_override.py").write_text(
+        "DESCRIPTION = 'overrides its seeds when quick'\n"
+        "def add_arguments(parser):\n    parser.add_argument('--seeds', type=int, default=3)\n"
+        "def run(args, report):\n    if args.quick:\n        args.seeds = 1\n"
+        "    report.config.update(extra=7)\n    report.metric('seeds', float(args.seeds))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("demos.__main__.DEMOS", {"fake": "fake_override"})
+    assert main(["fake", "--quick", "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["config"]["seeds"] == 1 and results["config"]["extra"] == 7
+    assert '"seeds": 1' in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_small_metrics_keep_their_digits_in_the_table():
+    from demos.report import _fmt
+
+    assert _fmt(0.000146) == "0.000146" and _fmt(3e-7) == "3e-07"  # both were "0.0001" / "0.0000"
+    assert _fmt(0.9123456) == "0.9123" and _fmt(0.0) == "0.0000" and _fmt(12345.6) == "12346"
+
+
 def test_a_quick_run_writes_beside_the_full_runs_report_not_over_it(tmp_path, monkeypatch):
     (tmp_path / "fake_quick_demo.py").write_text(
         "DESCRIPTION = 'records its mode'\ndef add_arguments(parser):\n    pass\n"
