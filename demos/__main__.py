@@ -38,9 +38,13 @@ def run_demo(name: str, argv: list[str], in_subfolder: bool = False) -> dict:
             parser.error(str(error))
     default = Path("runs") / "quick" / name if args.quick else Path("runs") / name  # a smoke run never overwrites
     out = default if args.out is None else args.out / name if in_subfolder else args.out
-    report = Report(name, out, args.quick, _settings(args))
+    given = _settings(args)
+    report = Report(name, out, args.quick, dict(given))
     module.run(args, report)
-    report.config.update(_settings(args))  # as run: a quick run overrides some of the settings given
+    # as run: a quick run overrides some settings in args; a value the demo recorded itself (a default it resolved,
+    # a size it capped) stands
+    ran = _settings(args)
+    report.config.update({k: v for k, v in ran.items() if report.config.get(k) == given[k]})
     results = report.write()
     print(f"\n{name}: {out / 'report.md'}\n{report.table()}\n")
     return results

@@ -47,7 +47,8 @@ class Norm:
 @dataclass(frozen=True)
 class SpectralNorm:
     """A power-iteration estimate of the largest singular value (never above it), after `iterations` steps;
-    `converged` is False when the iteration cap came before the estimated relative error fell below the tolerance."""
+    `converged` is False when the iteration cap came before the estimated relative error fell below the tolerance
+    (or before sigma stopped rising, at the rounding floor)."""
 
     value: float
     iterations: int

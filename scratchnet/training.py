@@ -115,6 +115,8 @@ def _check_per_step_callbacks(optimizer, callbacks) -> None:
     if getattr(optimizer, "host_weights_per_step", True):
         return
     for callback in callbacks:
+        if not isinstance(callback, Callback):  # it must define every hook: the ones that act cannot be told apart
+            continue
         hooks = [name for name in ("before_step", "on_step")
                  if getattr(type(callback), name, None) is not getattr(Callback, name)]
         if hooks:

@@ -21,6 +21,7 @@ import pytest
 
 from scratchnet import data
 from scratchnet.data import cifar, idx, mnist_family
+from scratchnet.data.download import download
 from scratchnet.data.locate import find_files, search_folders
 
 TRAIN, TEST = mnist_family.TRAIN, mnist_family.TEST
@@ -318,6 +319,22 @@ def test_a_corrupt_download_is_refused_and_leaves_nothing(sandbox, monkeypatch):
     assert "the download was not kept" in message and "delete it" not in message  # there is no file to delete
     assert "Looked in" in message  # and where to put the files
     assert listing(sandbox / "xdg") == ["mnist", "scratchnet"]  # only the folders: no file, no .part
+
+
+def test_only_a_network_failure_or_a_checksum_mismatch_moves_on_to_the_next_mirror(tmp_path):
+    """A malformed URL or a fault in the check is a bug to see at once, not a mirror to pass over."""
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"data")
+
+    def faulty(path):
+        raise ValueError("a bug in the check")
+
+    with pytest.raises(ValueError, match="unknown url type"):
+        download(["typo/f.bin", source.as_uri()], tmp_path / "out.bin", lambda path: None)  # no scheme
+    with pytest.raises(ValueError, match="a bug in the check"):
+        download([source.as_uri(), source.as_uri()], tmp_path / "out.bin", faulty)
+    assert download([(tmp_path / "missing").as_uri(), source.as_uri()], tmp_path / "out.bin",
+                    lambda path: None).read_bytes() == b"data"
 
 
 def test_a_mirror_with_wrong_bytes_is_passed_over_for_the_next(sandbox, monkeypatch):

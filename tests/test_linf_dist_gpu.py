@@ -191,3 +191,27 @@ def test_fit_with_the_adapter_refuses_per_step_callbacks_and_runs_end_of_epoch_o
                     progress=False)
     assert not np.array_equal(seen[0], first)
     np.testing.assert_array_equal(seen[0], trainer._device(model.layers[0].weight).copy_to_host())
+
+
+def test_fit_with_the_adapter_lets_a_callback_that_is_not_a_callback_subclass_pass():
+    """Such a callback must define every hook, so its do-nothing ones cannot be told from acting ones: not refused."""
+    rng = np.random.default_rng(0)
+    data = sn.data.ArrayDataset(rng.random((4, 6), dtype=np.float32), rng.integers(0, 3, 4))
+    model = sn.nn.LinfDistNet(6, 2, 5, 3, seed=1)
+    optimizer = _resident().FitAdapter(_resident().ResidentTrainer(model, sn.optim.Adam(model.parameters())),
+                                       T.HingeLoss(0.1), 2)
+    ends = []
+
+    class EndOfEpoch:
+        def before_step(self, state):
+            pass
+
+        def on_step(self, state):
+            pass
+
+        def on_epoch_end(self, state):
+            ends.append(state.epoch)
+
+    sn.training.fit(model, sn.data.BatchLoader(data, 2, seed=0), None, optimizer.objective, optimizer, epochs=1,
+                    callbacks=[EndOfEpoch()], progress=False)
+    assert ends == [1]

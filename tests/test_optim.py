@@ -113,9 +113,13 @@ def test_a_model_cast_after_its_optimizer_was_made_updates_in_the_new_dtype(fact
     np.testing.assert_array_equal(after.weight.data, before.weight.data)
     state = opt_after.state_dict()
     assert all(a.dtype == np.float64 for name, a in state.items() if "." in name)
-    reloaded = factory(nn.Linear(3, 2).to(np.float64).parameters())
-    reloaded.load_state_dict({k: v.astype(np.float32) if "." in k else v for k, v in state.items()})
-    assert all(a.dtype == np.float64 for arrays in reloaded.state.values() for a in arrays)
+    model = nn.Linear(3, 2)
+    reloaded = factory(model.parameters())  # state made in float32, then the model cast, then a float64 state loaded
+    model.to(np.float64)
+    reloaded.load_state_dict(state)  # was cast into the float32 arrays
+    for name, a in reloaded.state_dict().items():
+        np.testing.assert_array_equal(a, state[name])
+        assert a.dtype == state[name].dtype
 
 
 def test_parameters_without_gradient_are_left_alone():

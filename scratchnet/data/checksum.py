@@ -21,10 +21,14 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
+class ChecksumError(ValueError):
+    """A file's bytes do not hash to the published value."""
+
+
 def check_sha256(actual: str, expected: str, name, downloaded: bool = False) -> None:
-    """Raise a ValueError naming `name`, the expected and the actual hash when they differ. `downloaded`: the
+    """Raise a ChecksumError naming `name`, the expected and the actual hash when they differ. `downloaded`: the
     bytes are a download's, which is not kept (so there is no file to delete)."""
     if actual != expected:
         advice = "the download was not kept" if downloaded else "delete it and fetch it again"
-        raise ValueError(f"checksum mismatch for {name}: expected sha256 {expected}, got {actual} "
+        raise ChecksumError(f"checksum mismatch for {name}: expected sha256 {expected}, got {actual} "
                          f"(a corrupted or different file; {advice})")

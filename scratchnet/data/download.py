@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from scratchnet.data.checksum import ChecksumError
 from scratchnet.data.errors import DownloadError
 
 TIMEOUT_S = 30.0
@@ -43,15 +44,15 @@ def save_stream(stream, dest, check=None, total: int | None = None) -> Path:
 
 def download(urls, dest, check) -> Path:
     """Download `dest` from the first of `urls` that answers with bytes that pass `check(tmp_path)` (checked
-    before the rename). A network failure or a failed check (ValueError, e.g. a checksum mismatch: a mirror that
-    serves an error page or another file) moves on to the next mirror; if all fail, DownloadError lists every
-    URL and its error."""
+    before the rename). A network failure or a checksum mismatch (a mirror that serves an error page or another
+    file) moves on to the next mirror; if all fail, DownloadError lists every URL and its error. Anything else
+    (a malformed URL, a fault in `check`) is raised at once."""
     failures = []
     for url in urls:
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
                 size = response.headers.get("Content-Length")
                 return save_stream(response, dest, check, int(size) if size else None)
-        except (OSError, http.client.HTTPException, ValueError) as error:  # no network, HTTP error, timeout,
+        except (OSError, http.client.HTTPException, ChecksumError) as error:  # no network, HTTP error, timeout,
             failures.append(f"{url}: {error}")  # a cut-off body, wrong bytes
     raise DownloadError(f"could not download {Path(dest).name}:\n  " + "\n  ".join(failures))

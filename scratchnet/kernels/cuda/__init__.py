@@ -1,4 +1,5 @@
-"""numba.cuda kernels with the same names and signatures as the CPU kernels in `kernels/` (backend "cuda").
+"""numba.cuda kernels with the same names and signatures as the CPU kernels in `kernels/` (backend "cuda"; the
+distance backwards also take an optional `need_gx`).
 
 One module per family, as on the CPU: conv (the three conv2d passes as one tiled matrix product), pool, activation,
 linf_dist (the l-inf-dist neuron, its interval bounds), lp_dist (its lp relaxation), attack (the fused step and
