@@ -41,10 +41,10 @@ def run_demo(name: str, argv: list[str], in_subfolder: bool = False) -> dict:
     given = _settings(args)
     report = Report(name, out, args.quick, dict(given))
     module.run(args, report)
-    # as run: a quick run overrides some settings in args; a value the demo recorded itself (a default it resolved,
-    # a size it capped) stands
+    # as run: a quick run overrides some settings in args (or adds some); a value the demo recorded itself (a
+    # default it resolved, a size it capped) stands
     ran = _settings(args)
-    report.config.update({k: v for k, v in ran.items() if report.config.get(k) == given[k]})
+    report.config.update({k: v for k, v in ran.items() if report.config.get(k, given.get(k)) == given.get(k)})
     results = report.write()
     print(f"\n{name}: {out / 'report.md'}\n{report.table()}\n")
     return results

@@ -59,7 +59,7 @@ def test_the_recorded_configuration_is_the_one_that_ran(tmp_path, monkeypatch):
         "DESCRIPTION = 'overrides its seeds when quick'\n"
         "def add_arguments(parser):\n    parser.add_argument('--seeds', type=int, default=3)\n"
         "    parser.add_argument('--epochs', type=int, default=None)\n"
-        "def run(args, report):\n    if args.quick:\n        args.seeds = 1\n"
+        "def run(args, report):\n    if args.quick:\n        args.seeds = 1\n        args.size = 5\n"
         "    report.config.update(extra=7, epochs=args.epochs or 30)\n    report.metric('seeds', float(args.seeds))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr("demos.__main__.DEMOS", {"fake": "fake_override"})
@@ -67,6 +67,7 @@ def test_the_recorded_configuration_is_the_one_that_ran(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["config"]["seeds"] == 1 and results["config"]["extra"] == 7
     assert results["config"]["epochs"] == 30  # the demo's own record of a default it resolved stands
+    assert results["config"]["size"] == 5  # a setting a quick run adds to args
     assert '"seeds": 1' in (tmp_path / "out" / "report.md").read_text()
 
 
