@@ -7,6 +7,8 @@ Each acts between the backward pass and the optimizer step:
     loss.backward(); decay.step(); clipping.step(); project_batchnorm(model, 5.0); optimizer.step()
 """
 
+import numbers
+
 import numpy as np
 
 from scratchnet.backend import kernel
@@ -86,7 +88,10 @@ def clip_singular_values(weight: np.ndarray, size, clip: float, repeats: int = 1
     if np.ndim(weight) != 4:
         raise ValueError(f"weight must be a 4-D conv kernel [C_out, C_in, kh, kw], got shape {np.shape(weight)}")
     kh, kw = weight.shape[2:]
-    h, v = (size, size) if np.ndim(size) == 0 else size
+    sizes = np.atleast_1d(size)
+    if sizes.shape not in ((1,), (2,)) or not all(isinstance(n, numbers.Integral) for n in sizes.tolist()):
+        raise ValueError(f"size must be the input size, an int n or a pair (h, w), got {size!r}")
+    h, v = (int(sizes[0]), int(sizes[-1]))
     if h < kh or v < kw:
         raise ValueError(f"size must be >= the kernel size {(kh, kw)}, got {size}")
     w = weight
@@ -119,8 +124,10 @@ class SingularValueClipping:
 
 def project_batchnorm(model, bound: float) -> None:
     """BatchNorm projection (Liang & Huang 2021): every channel with |gamma_c| / sigma_c > bound gets
-    gamma_c = bound sigma_c sign(gamma_c), so that each BatchNorm's norm is at most `bound`. (The paper's code
-    resets only the largest channel per call; clipping all of them is the projection onto that set.)"""
+    gamma_c = bound sigma_c sign(gamma_c), so that each BatchNorm's norm is at most `bound` (up to the rounding of
+    gamma to its dtype). (The paper's code resets only the largest channel per call; clipping all of them is the
+    projection onto that set.) A BatchNorm without a weight (affine=False) is left alone: its norm 1 / sigma_c
+    has nothing to clip."""
     if not bound > 0:
         raise ValueError(f"bound must be > 0, got {bound}")
     for m in model.modules():

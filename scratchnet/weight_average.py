@@ -35,6 +35,11 @@ class WeightAverage(Callback):
     def on_step(self, state) -> None:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for name, value in self.model.state_dict().items():
+            if value.shape != self.average[name].shape:
+                raise ValueError(f"the model's {name!r} has shape {value.shape}, its average "
+                                 f"{self.average[name].shape}")
+            if value.dtype != self.average[name].dtype:  # the model was cast (Module.to) after the average was made
+                self.average[name] = self.average[name].astype(value.dtype)
             if np.issubdtype(value.dtype, np.floating):
                 self.average[name] *= d
                 self.average[name] += (1 - d) * value
@@ -46,8 +51,8 @@ class WeightAverage(Callback):
     def applied(self):
         """Inside the block the model holds the averaged weights; the trained ones come back afterwards."""
         trained = self.model.state_dict()
-        self.model.load_state_dict(self.average)
         try:
+            self.model.load_state_dict(self.average)
             yield self.model
         finally:
             self.model.load_state_dict(trained)
@@ -59,4 +64,8 @@ class WeightAverage(Callback):
         average = {k[len("average/"):]: np.asarray(v) for k, v in state.items() if k.startswith("average/")}
         if set(average) != set(self.average) or "updates" not in state:
             raise ValueError(f"the saved average holds {sorted(average)}, the model {sorted(self.average)}")
+        for name, value in average.items():
+            if value.shape != self.average[name].shape or value.dtype != self.average[name].dtype:
+                raise ValueError(f"the saved average of {name!r} has shape {value.shape} and dtype {value.dtype}, "
+                                 f"the model {self.average[name].shape} and {self.average[name].dtype}")
         self.average, self.updates = average, int(state["updates"])

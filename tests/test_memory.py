@@ -47,7 +47,7 @@ def test_freed_arrays_are_reused_instead_of_faulting_again():
     assert kept < default / 20, (kept, default)
 
 
-@pytest.mark.parametrize("limit", [-1, 2**31, 4 << 30])
+@pytest.mark.parametrize("limit", [-1, 2**31, 4 << 30, 1.5e9, True])
 def test_a_limit_beyond_a_c_int_is_refused(limit):
     # mallopt takes a C int: 4 GB would wrap to 0 (trim at every free), 2 GB to a negative number
     with pytest.raises(ValueError, match="limit_bytes"):

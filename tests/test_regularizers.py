@@ -94,6 +94,8 @@ def test_batchnorm_projection_clips_only_the_channels_above_the_bound():
     (lambda: regularizers.norm_subgradient(np.ones((1, 1, 3, 3)), "l1", stride=0), "stride"),
     (lambda: regularizers.NormDecay(nn.ReLU(), beta=1.0), "Conv2d or Linear"),
     (lambda: regularizers.clip_singular_values(np.ones((3, 3)), 3, 1.0), "weight"),
+    (lambda: regularizers.clip_singular_values(np.ones((1, 1, 3, 3)), (8,) * 3, 1.0), "size must be"),
+    (lambda: regularizers.clip_singular_values(np.ones((1, 1, 3, 3)), 8.5, 1.0), "size must be"),
     (lambda: regularizers.SingularValueClipping(nn.Conv2d(1, 1, 3), (1, 5, 5), 1.0, repeats=0), "repeats"),
 ])
 def test_bad_arguments_raise_naming_them(call, name):

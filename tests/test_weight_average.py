@@ -89,3 +89,35 @@ def test_a_checkpoint_without_an_average_is_refused_by_name(tmp_path):
 def test_a_decay_outside_zero_one_is_refused(decay):
     with pytest.raises(ValueError, match="decay must be in"):
         WeightAverage(small_model(), decay)
+
+
+def test_a_refused_average_leaves_the_model_as_it_was():
+    """A saved average of the wrong shape was accepted; applying it then failed halfway, after copying the entries
+    before the bad one into the model, and nothing restored them."""
+    model = small_model()
+    average = WeightAverage(model)
+    trained = model.state_dict()
+    bad = average.state_dict()
+    name = next(iter(trained))
+    bad[f"average/{name}"] = np.zeros((1,) + trained[name].shape, trained[name].dtype)
+    with pytest.raises(ValueError, match=f"the saved average of '{name}' has shape"):
+        average.load_state_dict(bad)
+    last = list(trained)[-1]
+    average.average[last] = np.zeros((2,) + trained[last].shape, trained[last].dtype)  # past the check
+    with pytest.raises(ValueError, match="has shape"):
+        with average.applied():
+            pass
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, trained[key])
+
+
+def test_the_average_follows_a_cast_of_the_model():
+    """After Module.to(float64) the float64 weights were averaged into float32 arrays, and applied() then failed."""
+    model = small_model()
+    average = WeightAverage(model)
+    model.to(np.float64)
+    average.on_step(None)
+    assert all(a.dtype == v.dtype for a, v in zip(average.average.values(), model.state_dict().values(),
+                                                   strict=True))
+    with average.applied():
+        pass

@@ -148,7 +148,8 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy `state` into the parameters and buffers; names, shapes and dtypes must all match."""
+        """Copy `state` into the parameters and buffers; names, shapes and dtypes must all match, and all are checked
+        before anything is copied (a refused state leaves the model as it was)."""
         own = dict(self.named_parameters())
         buffers = dict(self.named_buffers())
         missing = sorted((set(own) | set(buffers)) - set(state))
@@ -156,12 +157,13 @@ class Module:
         if missing or unexpected:
             raise ValueError(f"state_dict does not fit {type(self).__name__}: missing {missing}, "
                              f"unexpected {unexpected}")
-        for name, value in state.items():
-            target = own[name].data if name in own else buffers[name]
-            value = np.asarray(value)
+        pairs = [(own[name].data if name in own else buffers[name], np.asarray(value), name)
+                 for name, value in state.items()]
+        for target, value, name in pairs:
             if value.shape != target.shape or value.dtype != target.dtype:
                 raise ValueError(f"state_dict['{name}'] has shape {value.shape} and dtype {value.dtype}, "
                                  f"the model expects {target.shape} and {target.dtype}")
+        for target, value, _ in pairs:
             target[...] = value
 
     def extra_repr(self) -> str:
