@@ -55,13 +55,20 @@ class Config:
 
 
 class Regularize(sn.training.Callback):
-    """Runs a regularizer's `step()` on the loss gradient, before the optimizer step."""
+    """Runs a regularizer's `step()` on the loss gradient, before the optimizer step; its state (norm decay's
+    momentum, the clipping's step count) goes into fit's checkpoints."""
 
     def __init__(self, regularizer):
         self.regularizer = regularizer
 
     def before_step(self, state) -> None:
         self.regularizer.step()
+
+    def state_dict(self) -> dict:
+        return self.regularizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.regularizer.load_state_dict(state)
 
 
 class NormTrace(sn.training.Callback):

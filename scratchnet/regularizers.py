@@ -76,6 +76,18 @@ class NormDecay:
             h += (1 - self.momentum) * norm_subgradient(w.data, self.norm, getattr(layer, "stride", 1))
             w.grad = scale * h if w.grad is None else w.grad + scale * h
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The momentum buffers h, so that a resumed run goes on as an uninterrupted one."""
+        return {f"h.{i}": h.copy() for i, h in enumerate(self.h)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if sorted(state) != sorted(self.state_dict()) or any(
+                np.shape(state[f"h.{i}"]) != h.shape for i, h in enumerate(self.h)):
+            raise ValueError(f"the saved norm decay holds {sorted(state)}, this one {len(self.h)} buffers h.i of "
+                             f"shapes {[h.shape for h in self.h]}")
+        for i, h in enumerate(self.h):
+            h[...] = state[f"h.{i}"]
+
 
 def clip_singular_values(weight: np.ndarray, size, clip: float, repeats: int = 1) -> np.ndarray:
     """Singular value clipping (Sedghi, Gupta & Long 2019; used by Liang & Huang 2021): FFT2 of W zero-padded to
@@ -120,6 +132,15 @@ class SingularValueClipping:
                 if min(size) >= conv.kernel_size:  # the paper's code skips inputs smaller than the kernel
                     conv.weight.data[...] = clip_singular_values(conv.weight.data, size, self.clip, self.repeats)
         self.steps += 1
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The step count, so that a resumed run clips at the steps an uninterrupted one would."""
+        return {"steps": np.array(self.steps)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != {"steps"}:
+            raise ValueError(f"the saved singular value clipping holds {sorted(state)}, not ['steps']")
+        self.steps = int(state["steps"])
 
 
 def project_batchnorm(model, bound: float) -> None:

@@ -131,3 +131,29 @@ def test_norm_decay_through_fit_lowers_every_layer_norm(norm):
 
     plain, decayed = layer_norms(0.0), layer_norms(0.1)  # (much larger beta makes the argmax oscillate)
     assert np.all(decayed < 0.8 * plain), (plain, decayed)
+
+
+@pytest.mark.parametrize("kind", ["norm decay", "clipping"])
+def test_a_resumed_run_with_a_regularizer_equals_an_uninterrupted_one(tmp_path, kind):
+    """Norm decay's momentum buffers and the clipping's step count were not checkpointed: a resumed run restarted
+    h at 0 and shifted the clipping schedule. Through the layer_norms demo's callback, which checkpoints them."""
+    from demos.layer_norms import Regularize
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 1, 6, 6)).astype(np.float32)
+    data = ArrayDataset(x, (x[:, 0, :3].sum(axis=(1, 2)) > x[:, 0, 3:].sum(axis=(1, 2))).astype(np.int64))
+
+    def run(epochs, checkpoint):
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=np.random.default_rng(1)), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(4 * 6 * 6, 2, rng=np.random.default_rng(2)))
+        regularizer = (regularizers.NormDecay(model, beta=0.1) if kind == "norm decay" else
+                       regularizers.SingularValueClipping(model, (1, 6, 6), 0.5, every=3))
+        fit(model, BatchLoader(data, 32, seed=0), optimizer=optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+            epochs=epochs, callbacks=[Regularize(regularizer)], checkpoint=checkpoint, resume=True, progress=False)
+        return model.state_dict()
+
+    whole = run(3, None)
+    run(1, tmp_path / "run.npz")
+    resumed = run(3, tmp_path / "run.npz")
+    for name, value in whole.items():
+        np.testing.assert_array_equal(resumed[name], value)
