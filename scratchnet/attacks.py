@@ -54,6 +54,14 @@ def _check_eps(eps) -> float:
     return float(eps)
 
 
+def check_epsilons(eps) -> list[float]:
+    """One eps or a list of them, as a non-empty list of finite numbers >= 0."""
+    epsilons = [_check_eps(e) for e in np.atleast_1d(eps).tolist()]
+    if not epsilons:
+        raise ValueError("eps must be a finite number >= 0 or a list of them, got an empty list")
+    return epsilons
+
+
 def check_in_bounds(x: np.ndarray, bounds) -> None:
     """Refuse inputs outside the data's bounds, or with a NaN: an attack or a certificate around them means nothing."""
     low, high = bounds
@@ -330,7 +338,7 @@ def robust_accuracy(model, x, y, attacks: dict, eps, batch_size: int = 500, casc
     Returns {"eps": [...], "clean": accuracy, "attacks": {name: [accuracy per eps]}, "worst_case": [...]}.
     """
     x, y, lo, hi = _check(x, y, 0.0, norm, bounds)
-    epsilons = [_check_eps(e) for e in np.atleast_1d(eps).tolist()]
+    epsilons = check_epsilons(eps)
     if not attacks:
         raise ValueError("attacks must name at least one attack")
     logits = _logits(model, x, batch_size)

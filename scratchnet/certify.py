@@ -24,7 +24,6 @@ are statements in exact arithmetic, which float32 evaluation meets to rounding (
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
@@ -44,13 +43,6 @@ def _check_model(model) -> None:
         raise TypeError(f"model must be a LinfDistNet or LinfDistNetMLP, got {type(model).__name__}")
 
 
-def _check_eps(eps) -> list[float]:
-    values = list(np.atleast_1d(np.asarray(eps, dtype=np.float64)))
-    if not values or not all(math.isfinite(e) and e >= 0 for e in values):
-        raise ValueError(f"eps must be a finite number >= 0 or a list of them, got {eps!r}")
-    return [float(e) for e in values]
-
-
 def margins(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     """g_y - max_{j != y} g_j for each example (the true class excluded with -inf, never by masking to 0)."""
     y = check_labels(y, logits, "margins")
@@ -66,7 +58,7 @@ def margin_certified(model, x, y, eps: float) -> np.ndarray:
     if not isinstance(model, LinfDistNet):
         raise TypeError(f"the margin rule needs a LinfDistNet (1-Lipschitz), got {type(model).__name__}")
     x, y = _check_data(model, x, y)
-    (eps,) = _check_eps(eps)
+    (eps,) = attacks.check_epsilons(eps)
     with infinite_p(model), eval_mode(model), no_grad():
         logits = model(x).data
     return margins(logits, y) > 2 * model.scale_eps(eps)
@@ -115,7 +107,7 @@ def worst_margins(model, x, y, eps: float, bounds=(0.0, 1.0)) -> np.ndarray:
     Certified iff every m_j with j != y is < 0. The model's mode and p are restored."""
     _check_model(model)
     x, y = _check_data(model, x, y)
-    (eps,) = _check_eps(eps)
+    (eps,) = attacks.check_epsilons(eps)
     with infinite_p(model), eval_mode(model), no_grad():
         lower, upper = layer_bounds(model, *input_box(model, x, eps, bounds))[-1]
         rows = np.arange(len(y))
@@ -159,7 +151,7 @@ def certified_accuracy(model, x, y, eps, method: str = "interval", bounds=(0.0, 
     certify = interval_certified if method == "interval" else margin_certified
     extra = {"bounds": bounds} if method == "interval" else {}
     result = []
-    for e in _check_eps(eps):
+    for e in attacks.check_epsilons(eps):
         certified = [certify(model, x[i:i + batch_size], y[i:i + batch_size], e, **extra)
                      for i in range(0, len(x), batch_size)]
         result.append(float(np.mean(np.concatenate(certified))) if len(x) else 0.0)
@@ -174,7 +166,7 @@ def robustness_report(model, x, y, eps, pgd_steps: int = 20, method: str = "inte
     starts from N(0, (eps / 4)^2) clipped to +-eps / 2). Certified <= PGD <= clean when the certificates are sound."""
     _check_model(model)
     x, y = _check_data(model, x, y)
-    epsilons = _check_eps(eps)
+    epsilons = attacks.check_epsilons(eps)
 
     def pgd(m, xs, ys, e):
         return attacks.pgd(m, xs, ys, e, steps=pgd_steps, step_size=e / 4, bounds=bounds, rng=seed)

@@ -219,7 +219,7 @@ def batchnorm_norm(weight, running_var, eps) -> Norm:
 @dataclass(frozen=True)
 class LayerNorms:
     """One row of `layer_norms`: a layer's l1, l-inf and spectral norms and whether each is exact (l1 and l-inf
-are upper bounds otherwise; a conv's spectral norm is a power-iteration estimate, a lower bound)."""
+    are upper bounds otherwise; a conv's spectral norm is a power-iteration estimate, a lower bound)."""
 
     name: str
     kind: str

@@ -81,7 +81,7 @@ class NormDecay:
         return {f"h.{i}": h.copy() for i, h in enumerate(self.h)}
 
     def load_state_dict(self, state: dict) -> None:
-        if sorted(state) != sorted(self.state_dict()) or any(
+        if set(state) != {f"h.{i}" for i in range(len(self.h))} or any(
                 np.shape(state[f"h.{i}"]) != h.shape for i, h in enumerate(self.h)):
             raise ValueError(f"the saved norm decay holds {sorted(state)}, this one {len(self.h)} buffers h.i of "
                              f"shapes {[h.shape for h in self.h]}")

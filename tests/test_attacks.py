@@ -329,7 +329,7 @@ def test_robust_accuracy_refuses_an_attack_that_returns_nan(where):
         attacks.robust_accuracy(threshold_model(), x, y, {"nan": nan_attack}, eps=0.1, progress=False)
 
 
-@pytest.mark.parametrize("eps", [float("nan"), -0.1, [0.1, float("inf")]])
+@pytest.mark.parametrize("eps", [float("nan"), -0.1, [0.1, float("inf")], [], True])
 def test_robust_accuracy_refuses_a_bad_eps(eps):
     """A NaN eps let any custom attack's output through the eps-ball check."""
     x, y = np.full((4, 2), 0.9), np.zeros(4, dtype=int)

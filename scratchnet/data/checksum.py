@@ -31,4 +31,4 @@ def check_sha256(actual: str, expected: str, name, downloaded: bool = False) -> 
     if actual != expected:
         advice = "the download was not kept" if downloaded else "delete it and fetch it again"
         raise ChecksumError(f"checksum mismatch for {name}: expected sha256 {expected}, got {actual} "
-                         f"(a corrupted or different file; {advice})")
+                            f"(a corrupted or different file; {advice})")

@@ -16,9 +16,7 @@ def raw(value):
 def _constant(value, other: Tensor) -> Tensor:
     """A copy of the constant `value` in the dtype of the float Tensor `other`, or in its own dtype (Python floats
     float32)."""
-    if other.dtype in FLOAT_DTYPES:
-        return Tensor(np.array(value, dtype=other.dtype))
-    return Tensor(np.array(Tensor(value).data))
+    return Tensor(np.array(Tensor(value, dtype=other.dtype if other.dtype in FLOAT_DTYPES else None).data))
 
 
 def operands(a, b, op: str, broadcast: bool = True) -> tuple[Tensor, Tensor]:
