@@ -4,14 +4,15 @@ Runs the registered benchmarks (benchmarks/__init__.py) in one process and print
 call of ours, of the NumPy reference and of torch (when installed), with the ratios other / ours: above 1 means
 ours is faster, and whether our results agree with torch's (the GPU rows: with the CPU kernels') on the same
 inputs: "equal", "close" (to float32 rounding), "MISMATCH", or "-" where not compared. Any MISMATCH makes the exit
-status 1. `--json FILE` also writes the rows, so that runs can be compared.
+status 1, and so does a benchmark named in --only that gives no rows (cuda without a GPU). `--json FILE` also
+writes the rows, after each benchmark, so that runs can be compared.
 
 Thread pools: every library gets the same thread count, set before any of them loads. The reference's
 matmul runs on OpenBLAS, the kernels on Numba's OpenMP layer, torch on its own OpenMP; each spin-waits after a
 parallel call, and a spinning pool steals the cores of whichever variant runs next (shared/specs/
 kernel-performance.md, lesson 4: 20-45% lost). So idle OpenMP threads sleep (OMP_WAIT_POLICY=passive) and
-OpenBLAS spins for the shortest time it allows (OPENBLAS_THREAD_TIMEOUT=4). Values already in the environment
-are kept.
+OpenBLAS spins for the shortest time it allows (OPENBLAS_THREAD_TIMEOUT=4). Values of these two already in the
+environment are kept.
 """
 
 import argparse
@@ -32,7 +33,9 @@ def configure_threads(threads: int):
     Must run before NumPy, Numba or torch is imported: they read the environment once, when they load."""
     assert "numpy" not in sys.modules, "configure_threads must run before NumPy is imported"
     os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(max(threads, os.cpu_count() or 1)))
+    # the size of Numba's pool, fixed when it loads (set_num_threads below picks how many run): not the
+    # environment's, which could be below `threads`
+    os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     import numba
@@ -79,7 +82,8 @@ def write_json(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of {list(BENCHMARKS)} (default: all; a "
+                                                     "benchmark named here that cannot run here is an error)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     parser.add_argument("--threads", type=int, default=2, help="threads for Numba, torch and OpenBLAS (default 2)")
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per variant; the fastest counts")
@@ -87,7 +91,8 @@ def main(argv: list[str]) -> int:
                         help="the active kernel backend for ops that do not name theirs (the training and attack "
                              "jobs compare numba with numpy explicitly; the cuda benchmark always times the GPU)")
     args = parser.parse_args(argv)
-    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    only = args.only if args.only is not None else ",".join(BENCHMARKS)
+    names = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown or not names:
         parser.error(f"--only must name some of {list(BENCHMARKS)}, got {args.only!r}")
@@ -105,20 +110,26 @@ def main(argv: list[str]) -> int:
     print(f"{args.threads} threads, fastest of {args.repeat} calls (of half as many, at least one, for the slow "
           f"training and attack jobs; of at most two for the GPU epochs); torch: "
           f"{torch.__version__ if torch is not None else 'not installed'}", flush=True)
-    rows = []
+    rows, empty = [], []
     for name in names:
         module = importlib.import_module(BENCHMARKS[name])
         print(f"=== {name}: {module.DESCRIPTION}", flush=True)
         new_rows = module.run(args.repeat, torch)
         if new_rows:
             print(format_table(new_rows), flush=True)
+        else:
+            empty.append(name)
         rows += new_rows
+        if args.json is not None:  # after each benchmark, so that a later failure loses none of these rows
+            write_json(rows, args.json)
     if args.json is not None:
-        write_json(rows, args.json)
         print(f"wrote {len(rows)} rows to {args.json}")
     wrong = mismatched(rows)
     if wrong:
         print(f"MISMATCH: these rows' results disagree with the implementation they are timed against: {wrong}")
+        return 1
+    if empty and args.only is not None:
+        print(f"no rows from {empty}, which --only asked for: nothing was measured")
         return 1
     return 0
 

@@ -1,16 +1,16 @@
 """The CUDA kernels (scratchnet/kernels/cuda/) on the GPU against the Numba CPU kernels and, where torch has CUDA,
 torch on the same GPU, all in one run.
 
-In the rows, "ours" is the GPU kernel with its inputs and outputs resident on the GPU (device arrays: no PCIe
-copies), timed to the end of the GPU's work; "reference" is the Numba CPU kernel on the same data (so "vs
-reference" is the GPU's speed-up over this machine's CPU); "torch" is torch on the GPU (cudnn's conv, cdist).
-Shapes: the conv benchmark's first layer (N=128, 32 -> 64 channels, 3x3, 28x28, padding 1) and the l-inf-dist
-layer at the issue's GPU shape, x [512, 5120] and w [5120, 5120], float32. The last rows time one training epoch
-of the l-inf-dist net (depth 5, hinge loss, Adam, batches of 512 on 4,096 MNIST-shaped images) at p = 8 and at
-p = inf, "reference" being the CPU (backend numba) and "ours" either `ResidentTrainer` (the net stays on the GPU)
-or the autograd with backend cuda, which keeps its arrays on the host and so copies every kernel call's inputs to
-the GPU and its outputs back. Without a GPU (or under the CUDA simulator, whose timings mean nothing) the module
-says so and returns no rows.
+In the rows, "ours" is the GPU kernel with its inputs and outputs resident on the GPU (device arrays: no PCIe copies),
+timed to the end of the GPU's work; "reference" is the Numba CPU kernel on the same data (so "vs reference" is the GPU's
+speed-up over this machine's CPU); "torch" is torch on the GPU (cudnn's conv, cdist). Shapes: the conv benchmark's first
+layer (N=128, 32 -> 64 channels, 3x3, 28x28, padding 1) and the l-inf-dist layer at the issue's GPU shape, x [512, 5120]
+and w [5120, 5120], float32. The last rows time one training epoch of the l-inf-dist net (depth 5, hinge loss, Adam,
+batches of 512 on 4,096 MNIST-shaped images) at p = 8 and at p = inf, "reference" being the CPU (backend numba) and
+"ours" either `ResidentTrainer` (the net stays on the GPU) or the autograd with backend cuda, which keeps its arrays on
+the host and so copies every kernel call's inputs to the GPU and its outputs back; before the timing at width 1024, one
+float64 step of each is compared with the CPU's (its loss and the weights after it). Without a GPU (or under the CUDA
+simulator, whose timings mean nothing) the module says so and returns no rows.
 """
 
 import platform
@@ -174,44 +174,75 @@ def _epoch(width, p, how):
     rng = np.random.default_rng(0)
     x = rng.random((EPOCH_IMAGES, EPOCH_INPUT), dtype=np.float32)
     y = rng.integers(0, 10, EPOCH_IMAGES)
-    batches = range(0, EPOCH_IMAGES, EPOCH_BATCH)
-    model = sn.nn.LinfDistNet(EPOCH_INPUT, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0)
+    step = _step(width, p, how, np.float32)
+
+    def epoch():
+        for i in range(0, EPOCH_IMAGES, EPOCH_BATCH):
+            step(x[i:i + EPOCH_BATCH], y[i:i + EPOCH_BATCH])
+
+    return epoch
+
+
+def _step(width, p, how, dtype):
+    """A training step of a fresh l-inf-dist net (seed 0, weights in `dtype`) at a fixed p, taken `how`:
+    step(x, y) returns the loss. `step.model` is the net; `step.to_host()` copies a resident net's weights back
+    into it (nothing to do for the others)."""
+    model = sn.nn.LinfDistNet(EPOCH_INPUT, EPOCH_DEPTH, width, 10, p=p, mean=0.1307, std=0.3081, seed=0).to(dtype)
     adam = sn.optim.Adam(model.parameters(), lr=0.02, betas=(0.9, 0.99), eps=1e-10)
-    objective = T.HingeLoss(0.3)
+    objective, rng = T.HingeLoss(0.3), np.random.default_rng(0)
     if how == "resident":
         from scratchnet.linf_dist_gpu import ResidentTrainer
 
         trainer = ResidentTrainer(model, adam)
 
-        def resident_epoch():
-            for i in batches:
-                trainer.step(x[i:i + EPOCH_BATCH], y[i:i + EPOCH_BATCH], objective)
+        def step(x, y):
+            return trainer.step(x, y, objective)[0].data
 
-        return resident_epoch
-
-    def epoch():
-        with sn.backend.use_backend(how):
-            for i in batches:
-                loss, _ = objective(model, x[i:i + EPOCH_BATCH], y[i:i + EPOCH_BATCH], rng)
+        step.to_host = trainer.to_host
+    else:
+        def step(x, y):
+            with sn.backend.use_backend(how):
+                loss, _ = objective(model, x, y, rng)
                 adam.zero_grad()
                 loss.backward()
                 adam.step()
+            return loss.data
 
-    return epoch
+        step.to_host = lambda: None
+    step.model = model
+    return step
+
+
+def _epoch_agreement(width, p) -> dict:
+    """Before timing: one step of each way of training from the same weights, its loss and every weight after
+    it against the CPU's ({"resident": ..., "cuda": ...}). In float64, where Adam's first update (about lr times
+    the sign of the gradient) cannot be decided by the rounding of a gradient that should be zero."""
+    rng = np.random.default_rng(1)
+    x, y = rng.random((EPOCH_BATCH, EPOCH_INPUT)), rng.integers(0, 10, EPOCH_BATCH)
+    results = {}
+    for how in ("numba", "cuda", "resident"):
+        step = _step(width, p, how, np.float64)
+        loss = step(x, y)
+        step.to_host()
+        results[how] = [loss, *(parameter.data for parameter in step.model.parameters())]
+    return {how: agreement(zip(results[how], results["numba"], strict=True), exact=False)
+            for how in ("resident", "cuda")}
 
 
 def _epoch_rows(repeat):
     rows = []
     for width in EPOCH_WIDTHS:
         for p in (8.0, float("inf")):
+            cpu = width <= 1024  # the CPU's 5120 epoch takes minutes: it is timed, and compared, at 1024 only
+            agrees = _epoch_agreement(width, p) if cpu else {}
             times = best_times({"resident": _synchronized(_epoch(width, p, "resident")),
                                 "cuda": _synchronized(_epoch(width, p, "cuda")),
-                                # the CPU's 5120 epoch takes minutes
-                                "numba": _epoch(width, p, "numba") if width <= 1024 else None}, min(repeat, 2))
+                                "numba": _epoch(width, p, "numba") if cpu else None}, min(repeat, 2))
             shape = f"{EPOCH_IMAGES} images, depth {EPOCH_DEPTH}, width {width}, batch {EPOCH_BATCH}"
             for how, label in (("resident", "resident on the GPU"), ("cuda", "backend cuda, copies per call")):
                 rows.append(row(f"gpu linf-dist net epoch, p = {p:g}, {label}", shape,
-                                {"ours": times[how], "reference": times["numba"]}))
+                                {"ours": times[how], "reference": times["numba"]})
+                            | {"gpu_vs_cpu": agrees.get(how)})
     return rows
 
 
@@ -231,6 +262,6 @@ def run(repeat: int, torch=None) -> list[dict]:
         for r in group():  # printed group by group: a GPU session may be cut off before the table
             cpu, torch_ratio = r["ratio_vs_reference"] or float("nan"), r["ratio_vs_torch"] or float("nan")
             print(f"  {r['name']}: ours {r['ours_s'] * 1e3:.2f} ms, GPU speed-up over the CPU {cpu:.1f}x, "
-                  f"over torch {torch_ratio:.2f}x; results: {r.get('gpu_vs_cpu', 'not compared')}", flush=True)
+                  f"over torch {torch_ratio:.2f}x; results: {r.get('gpu_vs_cpu') or 'not compared'}", flush=True)
             rows.append(r)
     return rows

@@ -66,22 +66,30 @@ def _torch_variants(torch, x, w, gy):
             "lp forward+backward": forward_backward(P)}
 
 
-def _ties(x, w, y):
-    """Which outputs reach their maximum at more than one coordinate."""
-    return np.array([(np.abs(x[b] - w) == y[b, :, None]).sum(axis=1) > 1 for b in range(len(x))])
+def _maximal(x, w, y):
+    """Per output y[b, m] = max_j |x[b, j] - w[m, j]|: whether the maximum is reached at more than one coordinate j,
+    and the first j that reaches it (the argmax the kernels promise)."""
+    ties, first = np.empty(y.shape, bool), np.empty(y.shape, np.int64)
+    for b in range(len(x)):
+        hit = np.abs(x[b] - w) == y[b, :, None]
+        ties[b], first[b] = hit.sum(axis=1) > 1, hit.argmax(axis=1)
+    return ties, first
 
 
 def _torch_results(torch, x, w, gy):
     """Our results against torch's, row by row: the l-inf values bit for bit (both take the max of the same rounded
-    differences), the gradients and lp to rounding. torch's l-inf gradient goes to every maximal coordinate of an
+    differences) and the forward's argmax against the first maximal coordinate of torch's values, the gradients and
+    lp to rounding. torch's l-inf gradient goes to every maximal coordinate of an
     output, ours to the first, so outputs with a tie are left out of the gradient check (at this shape even
     continuous float32 data has one in about every other draw)."""
     y, index = linf_dist.linf_dist_forward(x, w)
-    untied = np.where(_ties(x, w, y), np.float32(0), gy)
+    theirs = _torch_variants(torch, x, w, gy)["forward"]().numpy()
+    ties, first = _maximal(x, w, theirs)
+    untied = np.where(ties, np.float32(0), gy)
     linf = _torch_variants(torch, x, w, untied)["forward+backward"]()
     lp = _torch_variants(torch, x, w, gy)["lp forward+backward"]()
     y_p = lp_dist.lp_dist_forward(x, w, P)
-    return {"forward": agreement([(y, linf[0])], exact=True),
+    return {"forward": agreement([(y, theirs), (index, first.astype(index.dtype))], exact=True),
             "forward, values only": agreement([(linf_dist.linf_dist_values(x, w), linf[0])], exact=True),
             "forward+backward": agreement(zip(linf_dist.linf_dist_backward(untied, x, w, index), linf[1:],
                                               strict=True), exact=False),

@@ -193,6 +193,18 @@ def test_lp_dist_is_right_at_the_smallest_distances(dtype, p, scale):
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_lp_dist_is_infinite_where_the_linf_distance_is_as_on_the_cpu(dtype):
+    big = np.finfo(dtype).max
+    x = np.array([[big, 0, 1], [np.inf, 0, 1], [0.5, 0, 1]], dtype)
+    w = np.array([[-big, 0, 0], [0, 0, 0]], dtype)
+    got, want = gpu("lp_dist").lp_dist_forward(x, w, 8.0), lp_dist.lp_dist_forward(x, w, 8.0)
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    assert np.isinf(want).sum() == 3
+    np.testing.assert_allclose(got[~np.isinf(want)], want[~np.isinf(want)], **LP_CLOSE[dtype])
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_lp_dist_passes_a_nan_on_as_the_cpu_does(dtype):
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((3, 10)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)

@@ -139,6 +139,16 @@ def test_numba_kernels_on_blocking_edge_cases(shape, dtype, path, threads):
         assert_matches(ours, want, scale)
 
 
+@pytest.mark.parametrize(("n", "c", "f"), [(0, 3, 2), (2, 0, 2), (2, 3, 0), (0, 0, 0), (2, 70, 0)])
+def test_numba_kernels_on_an_empty_batch_channel_or_filter_axis(n, c, f):
+    """Empty axes give empty or zero results, as the reference's; the blocking divided by a zero length (70
+    channels: the forward's row expansion)."""
+    x, w, gy = np.ones((n, c, 5, 5)), np.ones((f, c, 3, 3)), np.ones((n, f, 5, 5))
+    for ours, want in zip(all_three(conv, x, w, gy, 1, 1), all_three(reference, x, w, gy, 1, 1), strict=True):
+        assert ours.shape == want.shape and ours.dtype == want.dtype
+        np.testing.assert_array_equal(ours, want)
+
+
 @settings(deadline=None, max_examples=40)
 @given(problem=conv_problems(), use_numba=st.booleans())
 def test_backward_kernels_are_adjoints_of_the_forward(problem, use_numba):

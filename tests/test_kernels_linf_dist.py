@@ -104,6 +104,22 @@ def test_lp_is_finite_for_huge_p_and_values(dtype, p):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [1.0, 2.5, 8.0])
+def test_lp_is_infinite_where_the_linf_distance_is(dtype, p):
+    """A difference beyond the dtype's range (x = max, w = -max) or an infinite input makes the l-inf distance
+    inf, and the lp distance, never below it, inf too: the scale by 1 / inf gave NaN."""
+    big = np.finfo(dtype).max
+    x = np.array([[big, 0, 1], [np.inf, 0, 1], [0.5, 0, 1]], dtype)
+    w = np.array([[-big, 0, 0], [0, 0, 0]], dtype)
+    infinite = np.array([[True, False], [True, True], [False, False]])
+    linf, _ = linf_dist.linf_dist_forward(x, w)
+    np.testing.assert_array_equal(np.isinf(linf), infinite)
+    for y in (lp_dist.lp_dist_forward(x, w, p), reference.lp_dist_forward(x, w, p)):
+        np.testing.assert_array_equal(np.isinf(y), infinite)
+        assert not np.isnan(y).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("p", [1.0, 2.0, 2.5, 8.0, 1000.0])
 @pytest.mark.parametrize("scale", [1.0, 0.25])
 def test_lp_is_finite_and_right_at_the_smallest_distances(dtype, p, scale):

@@ -20,17 +20,15 @@ def _relu_backward(g, y, out):
 
 
 def relu_forward(x):
-    """max(x, 0); NaN stays NaN."""
-    x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
-    _relu(x.reshape(-1), out.reshape(-1))
+    """max(x, 0); NaN stays NaN. The output has x's shape (np.ascontiguousarray makes a 0-d array 1-d)."""
+    out = np.empty(np.shape(x), x.dtype)
+    _relu(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
     return out
 
 
 def relu_backward(g, y):
     """g where y = relu(x) > 0, else 0."""
-    g, y = np.ascontiguousarray(g), np.ascontiguousarray(y)
-    assert g.shape == y.shape, (g.shape, y.shape)
-    out = np.empty_like(g)
-    _relu_backward(g.reshape(-1), y.reshape(-1), out.reshape(-1))
+    assert np.shape(g) == np.shape(y), (np.shape(g), np.shape(y))
+    out = np.empty(np.shape(g), g.dtype)
+    _relu_backward(np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(y).reshape(-1), out.reshape(-1))
     return out

@@ -198,7 +198,9 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding):
 
     Rows with (h + padding) % stride == a meet only the taps i = a, a + stride, ..., at the gy rows
     oh = (h + padding - i) / stride. So each phase (a, b) is a stride-1 correlation of gy with the flipped
-    sub-kernel w[:, :, a::stride, b::stride], written to every stride-th row and column of gx.
+    sub-kernel w[:, :, a::stride, b::stride], written to every stride-th row and column of gx. The correlation
+    runs over zero-padded gy, so a NaN or inf in w also meets padding zeros and spreads to more pixels of gx than
+    the reference's (0 * inf = NaN).
     """
     gy, w = np.ascontiguousarray(gy), np.ascontiguousarray(w)
     _check(gy, w)
@@ -207,6 +209,8 @@ def conv2d_backward_input(gy, w, x_shape, stride, padding):
     s, p = stride, padding
     assert w.shape[1] == c and s >= 1 and p >= 0
     assert gy.shape == (n, f, (h + 2 * p - kh) // s + 1, (wd + 2 * p - kw) // s + 1)
+    if f == 0:  # no filter: nothing reaches x (and the blocking below would divide by a zero length)
+        return np.zeros(x_shape, gy.dtype)
     grids, mats = [], []
     for a in range(min(s, kh)):
         for b in range(min(s, kw)):
@@ -240,4 +244,6 @@ def conv2d_backward_weight(gy, x, w_shape, stride, padding):
     f, kh, kw = w_shape[0], w_shape[2], w_shape[3]
     assert w_shape[1] == c and stride >= 1 and padding >= 0
     assert gy.shape == (n, f, (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1)
+    if c == 0:  # an empty weight (and the blocking would divide by a zero plane size)
+        return np.zeros(w_shape, gy.dtype)
     return conv_planes.weight_gradient(gy, x, w_shape, stride, padding)

@@ -123,13 +123,15 @@ def _overflowing(y, gy):
 
 
 def lp_dist_forward(x, w, p):
-    """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max)."""
+    """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max); infinite
+    where the row max is (an infinite input, or a difference beyond the dtype's range), as the l-inf distance."""
     x, w = _check(x, w)
     assert p >= 1, p
     y = linf_dist_values(x, w)
-    rare = np.argwhere(_overflowing(y, 1))
+    rare, infinite = np.argwhere(_overflowing(y, 1)), np.isinf(y)
     dtype = x.dtype.type
     _lp_forward_kernel(_exponent(p))(x, w, dtype(p), _floor(p, dtype), y)
+    y[infinite] = np.inf  # the kernel's inf * (sum of 0 * |d|)^(1/p) gives NaN there
     for b, i in rare:
         y[b, i] = reference.lp_dist_forward(x[b : b + 1], w[i : i + 1], p)[0, 0]
     return y

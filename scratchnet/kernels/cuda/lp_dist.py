@@ -53,7 +53,7 @@ def _lp_forward(dtype):
                 d = abs(x_tile[ty, k] - w_tile[tx, k])
                 total += (d / top if divide else d * scale) ** p
             cuda.syncthreads()
-        if inside and top > 0:
+        if inside and 0 < top < np.inf:  # an infinite M is the answer (scaled by 0, the sum would be NaN)
             y[b, i] = top * total ** (dtype(1) / p)
 
     return lp_forward
@@ -83,7 +83,8 @@ def _lp_backward(dtype):
 
 
 def lp_dist_forward(x, w, p):
-    """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max)."""
+    """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p) for p >= 1, overflow-safe (scaled by the row max); infinite
+    where the row max is, as the l-inf distance."""
     if not p >= 1:
         raise ValueError(f"p must be >= 1, got {p}")
     xd, wd = _check(x, w)

@@ -13,12 +13,13 @@ from scratchnet.kernels.reference.linf_dist import _differences
 
 def lp_dist_forward(x, w, p):
     """y[b, i] = (sum_j |x[b, j] - w[i, j]|^p)^(1/p), computed as M (sum_j (|d_j| / M)^p)^(1/p) with M the
-    row max, so that every term is at most 1 and the sum cannot overflow for any p >= 1. y = 0 where d = 0."""
+    row max, so that every term is at most 1 and the sum cannot overflow for any p >= 1. y = 0 where d = 0, and
+    y = inf where M is (an infinite |d_j|)."""
     a = np.abs(_differences(x, w))
     top = a.max(axis=2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(top > 0, a / top, 0)
-    y = top[:, :, 0] * np.sum(t**p, axis=2) ** (1 / p)
+        y = np.where(np.isinf(top[:, :, 0]), np.inf, top[:, :, 0] * np.sum(t**p, axis=2) ** (1 / p))
     return np.ascontiguousarray(y.astype(x.dtype))
 
 
