@@ -10,7 +10,8 @@ interval bound propagation through the head (linear, tanh, elided linear) is sou
 
 Checked on random small nets (float64, NumPy kernels): no point certified at radius eps is flipped by PGD or APGD
 at eps, sampled activations lie in the bounds, the bounds in [z - eps', z + eps'], margin-certified implies
-interval-certified.
+interval-certified, and each layer's interval is the exact range over its input box: attained at the point of the
+box nearest to a neuron's weights (the lower end) and at the corner farthest from them (the upper).
 """
 
 import numpy as np
@@ -84,3 +85,16 @@ def test_interval_bounds_contain_samples_and_lie_within_eps(config, eps):
     for (low, high), z in zip(bounds, centers, strict=True):
         assert np.all(low <= high + TOL)
         assert np.all(z - eps / std - TOL <= low) and np.all(high <= z + eps / std + TOL)
+    # exact, not just sound: max_j |x_j - w_ij| separates over the coordinates, so over a box its minimum is at x
+    # = w_i clipped into the box and its maximum at the corner farthest from w_i; each layer alone attains its
+    # interval within the box of its inputs (the previous layer's interval)
+    boxes = [certify.input_box(net, x, eps), *bounds[:-1]]
+    for layer, (lower, upper), (low, high) in zip(net.layers, boxes, bounds, strict=True):
+        w = layer.weight.data[None]  # [1, m, n] against boxes [B, 1, n]
+        lower, upper = lower[:, None], upper[:, None]
+        nearest = np.clip(w, lower, upper)
+        farthest = np.where(np.abs(lower - w) >= np.abs(upper - w), lower, upper)
+        with use_backend("numpy"), sn.no_grad():
+            for points, bound in ((nearest, low), (farthest, high)):
+                z = layer(points.reshape(-1, points.shape[2])).data.reshape(points.shape[0], points.shape[1], -1)
+                np.testing.assert_allclose(np.einsum("bii->bi", z), bound, rtol=0, atol=TOL)
