@@ -59,4 +59,6 @@ def test_doubling_the_width_of_any_stage_raises_the_bound_on_average(config):
     wider = tuple(w * (1 + (i == stage)) for i, w in enumerate(widths))
     gain = np.mean([log_bound(depths, wider, base, seed + s) - log_bound(depths, widths, base, seed + s)
                     for s in range(SEEDS)])
-    assert gain > 0
+    # the least predicted rise is one factor sqrt(2) (a one-block stage: the next entry block or the head),
+    # a log-gain of 0.35; the mean over SEEDS draws was at least 0.2 on 150 configurations
+    assert gain > 0.1, gain
