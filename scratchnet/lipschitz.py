@@ -180,8 +180,10 @@ def lipschitz_bound_factors(model: WideResNet, input_shape) -> list[tuple[str, f
         residual = conv(block.conv1) * _bn(block.bn2) * conv(block.conv2)
         if block.shortcut is None:
             factors.append((f"blocks.{i}", 1.0 + _bn(block.bn1) * residual))
-        else:
+        elif block.shortcut_activated:
             factors.append((f"blocks.{i}", _bn(block.bn1) * (residual + conv(block.shortcut))))
+        else:
+            factors.append((f"blocks.{i}", _bn(block.bn1) * residual + conv(block.shortcut)))
     factors.append(("head", _bn(model.bn) * linf_to_l1_norm(model.fc.weight.data)))
     return factors
 
@@ -193,6 +195,7 @@ def residual_lipschitz_bound(model: WideResNet, input_shape) -> float:
         Lip <= ||stem|| * prod_blocks L_block * ||BN|| ||W_fc||_{inf -> 1},
         L_block = 1 + ||BN1|| ||conv1|| ||BN2|| ||conv2||              (identity shortcut: x + g(x))
         L_block = ||BN1|| (||conv1|| ||BN2|| ||conv2|| + ||shortcut||)  (1x1 shortcut of the activated input)
+        L_block = ||BN1|| ||conv1|| ||BN2|| ||conv2|| + ||shortcut||    (1x1 shortcut of x: a stride change only)
 
     with the exact l-inf operator norms of the convolutions (`norms.conv_linf_norm`, Liang & Huang 2021), BatchNorm's
     max |gamma| / sigma, and ReLU and the global average pool 1-Lipschitz in l-inf. More blocks add factors >= 1,

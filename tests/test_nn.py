@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import scratchnet as sn
@@ -144,6 +144,17 @@ def test_dropout_scales_keeps_expectation_and_is_reproducible_from_its_counter()
     np.testing.assert_array_equal(drop.eval()(x).data, x)
 
 
+def test_dropout_layers_without_a_seed_drop_different_units_and_follow_manual_seed():
+    x = np.ones((4, 50), np.float32)
+    nn.init.manual_seed(7)
+    first, second = nn.Dropout(0.5), nn.Dropout(0.5)
+    assert not np.array_equal(first(x).data, second(x).data)
+    nn.init.manual_seed(7)
+    again = nn.Dropout(0.5)
+    np.testing.assert_array_equal(again(x).data, nn.Dropout(0.5, seed=first.seed)(x).data)
+    assert again.seed == first.seed
+
+
 @pytest.mark.parametrize("init, variance", [
     (lambda shape, rng: nn.init.kaiming_normal(shape, rng), lambda fi, fo: 2 / fi),
     (lambda shape, rng: nn.init.kaiming_uniform(shape, rng), lambda fi, fo: 2 / fi),
@@ -175,15 +186,20 @@ def test_linear_layer_matches_numpy():
 
 @settings(deadline=None, max_examples=10)
 @given(in_ch=st.integers(1, 4), out_ch=st.integers(1, 4), stride=st.integers(1, 2), size=st.integers(3, 8))
+@example(in_ch=3, out_ch=3, stride=2, size=5)  # a stride change alone: the projection of x
+@example(in_ch=2, out_ch=3, stride=1, size=5)  # a channel change: the projection of the activated input
 def test_preact_block_shapes_and_identity_shortcut(in_ch, out_ch, stride, size):
     block = nn.PreActBlock(in_ch, out_ch, stride, rng=0)
     x = np.random.default_rng(0).standard_normal((2, in_ch, size, size)).astype(np.float32)
     out = block(x)
     assert out.shape == (2, out_ch, (size - 1) // stride + 1, (size - 1) // stride + 1)
     assert (block.shortcut is None) == (in_ch == out_ch and stride == 1)
-    if block.shortcut is None:  # zeroing the residual branch leaves exactly the input
-        block.conv2.weight.data[...] = 0
+    block.conv2.weight.data[...] = 0  # zeroing the residual branch leaves the shortcut alone
+    if block.shortcut is None:
         np.testing.assert_array_equal(block(x).data, x)
+    else:  # of the activated input where the channel count changes, of x itself where only the stride does
+        read = F.relu(block.bn1(x)) if in_ch != out_ch else x
+        np.testing.assert_array_equal(block(x).data, block.shortcut(read).data)
 
 
 def test_models_give_logits_of_the_right_shape_and_train_in_float64():

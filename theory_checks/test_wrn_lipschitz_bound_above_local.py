@@ -2,11 +2,12 @@
 2021, NeurIPS, Section 4 and their code's `local_lip`; spec A4, A6).
 
 Statement. In eval mode a WideResNet is a composition of convolutions, BatchNorm (a diagonal affine map), ReLU
-(1-Lipschitz in every coordinate), residual sums and a global average pool (each output a mean: 1-Lipschitz in
-l-inf). For the identity block x + g(x), ||Delta out||_inf <= (1 + Lip(g)) ||Delta x||_inf; for the projection
-block, ||BN1|| (Lip(conv branch) + ||shortcut||). The head maps l-inf to l1 with ||BN|| ||W_fc||_{inf->1}.
-Multiplying gives B with ||f(x) - f(x')||_1 <= B ||x - x'||_inf for every pair, so the paper's metric, the mean
-of these ratios at PGD examples, is at most B.
+(1-Lipschitz in every coordinate), residual sums and a global average pool (each output a mean: 1-Lipschitz in l-inf).
+For the identity block x + g(x), ||Delta out||_inf <= (1 + Lip(g)) ||Delta x||_inf; for the projection block, ||BN1||
+(Lip(conv branch) + ||shortcut||), or ||BN1|| Lip(conv branch) + ||shortcut|| where the shortcut reads the block's raw
+input (a stride change at an equal channel count). The head maps l-inf to l1 with ||BN|| ||W_fc||_{inf->1}. Multiplying
+gives B with ||f(x) - f(x')||_1 <= B ||x - x'||_inf for every pair, so the paper's metric, the mean of these ratios at
+PGD examples, is at most B.
 
 Checked on tiny nets whose BatchNorm layers carry random scales and running statistics (so that they are not
 the identity of the initialization), in float64, at PGD-20 examples, at random pairs, and at the pair from an
@@ -119,17 +120,20 @@ def test_every_factor_is_attained_by_a_net_that_is_linear_on_positive_inputs():
     """Constant positive kernels, BatchNorm at scale 1 with a positive shift and positive classifier weights keep
     every activation positive, so every ReLU is active and each piece is a linear map with nonnegative entries:
     its l-inf operator norm is its largest row sum, reached by an all-ones step at an interior position. There
-    each factor is exact: 1 + ||conv1|| ||conv2|| for an identity block (the '1 +' is the shortcut's),
-    ||conv1|| ||conv2|| + ||shortcut|| for a projection block, ||W_fc||_{inf -> 1} for the head."""
-    model = WideResNet((2,), (2,), num_classes=3, in_channels=1, base_channels=2, rng=0).to(np.float64).eval()
-    assert model.blocks[0].shortcut is not None and model.blocks[1].shortcut is None
+    each factor is exact: 1 + s ||conv1|| s ||conv2|| for an identity block (the '1 +' is the shortcut's),
+    s (s ||conv1|| ||conv2|| + ||shortcut||) for a projection of the activated input, s^2 ||conv1|| ||conv2|| +
+    ||shortcut|| for one of the raw input, s ||W_fc||_{inf -> 1} for the head, with every BatchNorm at scale s = 1.5
+    (at 1 the two projections' factors would coincide)."""
+    model = WideResNet((2, 1), (2, 1), num_classes=3, in_channels=1, base_channels=2, rng=0).to(np.float64).eval()
+    shortcuts = [None if b.shortcut is None else ("a" if b.shortcut_activated else "x") for b in model.blocks]
+    assert shortcuts == ["a", None, "x"]  # 2 -> 4 channels; 4 -> 4; 4 -> 4 at stride 2
     for value, m in enumerate(model.modules()):
         if isinstance(m, sn.nn.Conv2d):
             m.weight.data[:] = 0.05 * (1 + value % 4)
         if isinstance(m, BatchNorm2d):
-            m.weight.data[:], m.bias.data[:], m.running_mean[:], m.running_var[:] = 1.0, 1.0, 0.0, 1 - m.eps
+            m.weight.data[:], m.bias.data[:], m.running_mean[:], m.running_var[:] = 1.5, 1.0, 0.0, 1 - m.eps
     model.fc.weight.data[:] = np.random.default_rng(0).uniform(0.1, 1.0, model.fc.weight.shape)
-    z, eps = np.random.default_rng(1).uniform(0.5, 1.0, (1, 1, 12, 12)), 1e-3
+    z, eps = np.random.default_rng(1).uniform(0.5, 1.0, (1, 1, 12, 12)), 0.1
     with use_backend("numpy"), sn.no_grad():
         factors = dict(lipschitz_bound_factors(model, (1, 12, 12)))
         pieces = [("stem", model.stem)] + [(f"blocks.{i}", block) for i, block in enumerate(model.blocks)]

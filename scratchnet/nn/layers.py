@@ -101,13 +101,15 @@ class Dropout(Module):
     """Inverted dropout (Srivastava et al. 2014): each unit is zeroed with probability p in training mode and the
     survivors scaled by 1 / (1 - p), so eval mode is the identity. Its masks come from
     `streams.generator(seed, "dropout", call number)`, and the call number is a buffer, so a training run resumed
-    from a checkpoint draws the same masks as one that never stopped."""
+    from a checkpoint draws the same masks as one that never stopped. Without a seed, one is drawn from the
+    module-wide generator (`manual_seed`), as the other layers draw their weights: two layers built one after the
+    other drop different units."""
 
-    def __init__(self, p: float = 0.5, seed: int = 0):
+    def __init__(self, p: float = 0.5, seed: int | None = None):
         super().__init__()
         if not 0 <= p < 1:
             raise ValueError(f"p must be in [0, 1), got {p}")
-        self.p, self.seed = p, seed
+        self.p, self.seed = p, int(as_rng(None).integers(2**63)) if seed is None else seed
         self.register_buffer("calls", np.zeros((), np.int64))
 
     def forward(self, x):

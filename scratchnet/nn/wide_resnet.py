@@ -5,6 +5,7 @@ RobustWideResNet: a WRN (Zagoruyko & Komodakis 2016) whose stages each have thei
     stem: conv3x3(in_channels -> base)
     stage i = 1..n: D_i pre-activation basic blocks with base 2^(i-1) W_i channels, the first of stride s_i
                     (strides 1, 2, 2, ...), with a 1x1 shortcut where the channel count or the stride changes
+                    (of the block's raw input where only the stride does, as in their code: blocks.py)
     head: BN - ReLU - global average pool - linear(num_classes)
 
 Depth is written dD1-D2-D3 (blocks per stage) and width W1-W2-W3 (widening factor per stage): WRN-34-10 is
