@@ -46,6 +46,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--directions", type=int, default=32, help="random directions u in R(theta, h)")
 
 
+def check_arguments(args) -> list[str]:
+    """Equal gradient budgets: --L must divide --epochs (a quick run sets both itself). Checked by the runner before
+    the run starts."""
+    if not args.quick and args.epochs % args.L:
+        return [f"--L must divide --epochs (equal budgets), got --L {args.L} and --epochs {args.epochs}"]
+    return []
+
+
 # ------------------------------------------------------------------------------------- (a) R(theta, h) curves
 def gaussian_mixture(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """n points x = 0.5 y m + N(0, I / d) in R^d with labels y in {-1, +1} and a random unit mean direction m."""
@@ -232,10 +240,6 @@ def mean_sd(values) -> str:
 
 
 def run_training(args, report) -> None:
-    if args.L < 1 or args.epochs < 1 or args.epochs % args.L:
-        raise SystemExit(f"--L must divide --epochs (equal budgets), got --L {args.L} and --epochs {args.epochs}")
-    if args.seeds < 1:
-        raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
     train_set, test = sn.data.mnist()
     if args.quick:
         rng = np.random.default_rng(0)

@@ -81,6 +81,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def check_arguments(args) -> list[str]:
+    """The p schedule's two fractions in order (checked by the runner before the run starts)."""
+    if args.p_start > args.p_end:
+        return [f"--p-start must not exceed --p-end, got {args.p_start} and {args.p_end}"]
+    return []
+
+
 @contextlib.contextmanager
 def at_infinity(model, calibration: np.ndarray):
     """Evaluate the net at p = inf in eval mode. If p is finite, the running means (which follow the lp outputs)
@@ -237,13 +244,16 @@ def run(args, report) -> None:
 def _experiment(dataset: str, eps: float, args, report):
     key = f"{dataset}_eps{eps}"
     train, test = _load(dataset, args, args.seed)
+    if len(train) % args.batch_size == 1:  # before hours of training, not at the end of the first epoch
+        raise SystemExit(f"{len(train)} training images in batches of {args.batch_size} leave a last batch of one "
+                         "image, and the mean shift of the l-inf-dist layers needs two: choose another --batch-size")
     rng = np.random.default_rng(args.seed)
     evaluation = test.subset(np.arange(min(args.eval_size or len(test), len(test))))
     monitor = test.subset(rng.permutation(len(test))[:args.monitor_size])
     probe = train.x[rng.permutation(len(train))[:args.probe_size]]
     calibration = train.x[rng.permutation(len(train))[:args.batch_size]]
     epochs = 3 if args.quick else args.epochs or EPOCHS[dataset]
-    eps_train = args.eps_train or EPS_TRAIN.get((dataset, eps), 1.5 * eps)
+    eps_train = EPS_TRAIN.get((dataset, eps), 1.5 * eps) if args.eps_train is None else args.eps_train
     mean, std = NORMALIZATION[dataset]
     model = sn.nn.LinfDistNet(784, args.depth, args.width, 10, mean=mean, std=std, seed=args.seed)
     p_schedule = T.PSchedule(args.p_start * epochs, args.p_end * epochs)
@@ -264,7 +274,8 @@ def _experiment(dataset: str, eps: float, args, report):
 
         optimizer = FitAdapter(ResidentTrainer(model, adam), objective, len(loader))
         objective = optimizer.objective
-    settings = {k: v for k, v in vars(args).items() if k not in ("dataset", "eval_size", "pgd_steps")}
+    # the experiment's key names the dataset and eps; the evaluation's sizes do not change the training
+    settings = {k: v for k, v in vars(args).items() if k not in ("dataset", "eps", "eval_size", "pgd_steps")}
     checkpoint = checkpoint_path(report.out, key, dict(settings, epochs=epochs, eps_train=eps_train,
                                                        train_size=len(train)))
     print(f"training {key}: width {args.width}, depth {args.depth}, {epochs} epochs on {len(train)} images",

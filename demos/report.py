@@ -1,6 +1,12 @@
 """What every demo writes to its output folder: `results.json`, `report.md` and figures.
 
-results.json: {"demo", "quick", "metrics": {name: number}, "paper": {name: number}, "config": {...}, "seconds"}.
+results.json: {"demo", "quick", "metrics": {name: number}, "paper": {name: number}, "config": {...}, "seconds",
+"figures": [file names]}; a metric that is not a finite number is written as null (JSON has no NaN).
+
+A run that starts in a folder first replaces an earlier run's report.md by a note that a run is under way, and
+deletes that run's results.json and the figures its results.json lists: a run stopped midway leaves no report that
+looks complete beside files of its own. Every file is written to a temporary name and renamed, so none is ever
+half-written.
 """
 
 from __future__ import annotations
@@ -24,11 +30,28 @@ class Report:
     def __init__(self, demo: str, out: Path, quick: bool, config: dict):
         self.demo, self.out, self.quick, self.config = demo, Path(out), quick, config
         self.out.mkdir(parents=True, exist_ok=True)
+        self._retire_earlier_run()
         self.metrics: dict[str, float] = {}
         self.paper: dict[str, float] = {}
         self.sections: list[str] = []
         self.figures: list[tuple[str, str]] = []
         self.start = time.perf_counter()
+
+    def _retire_earlier_run(self) -> None:
+        results = self.out / "results.json"
+        if results.exists():
+            try:
+                figures = json.loads(results.read_text()).get("figures", [])
+            except (OSError, ValueError, AttributeError):
+                figures = []
+            for name in figures:  # only plain file names this class wrote, never a path out of the folder
+                if isinstance(name, str) and name == Path(name).name:
+                    (self.out / name).unlink(missing_ok=True)
+            results.unlink()
+        started = time.strftime("%Y-%m-%d %H:%M")
+        _write_atomic(self.out / "report.md", f"# {self.demo}\n\nA run started here at {started} and has not "
+                      "finished: it is still running, or it was stopped. Its figures, checkpoints and models may be "
+                      "partial; its report replaces this note when it ends.\n")
 
     def metric(self, name: str, value: float, paper: float | None = None) -> None:
         """Record `name` (snake_case, saying what it measures) and, if given, the paper's or target's value."""
@@ -41,8 +64,10 @@ class Report:
 
     def figure(self, fig, filename: str, caption: str) -> Path:
         path = self.out / filename
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
         plt.close(fig)
+        os.replace(tmp, path)
         self.figures.append((filename, caption))
         return path
 
@@ -57,8 +82,9 @@ class Report:
     def write(self) -> dict:
         seconds = time.perf_counter() - self.start
         results = {"demo": self.demo, "quick": self.quick, "metrics": self.metrics, "paper": self.paper,
-                   "config": self.config, "seconds": round(seconds, 2)}
-        _write_atomic(self.out / "results.json", json.dumps(results, indent=2))
+                   "config": self.config, "seconds": round(seconds, 2), "figures": [name for name, _ in self.figures]}
+        finite = {name: value if math.isfinite(value) else None for name, value in self.metrics.items()}
+        _write_atomic(self.out / "results.json", json.dumps(results | {"metrics": finite}, indent=2))
         mode = "quick smoke run (`--quick`): numbers are not meaningful" if self.quick else "full run"
         parts = [f"# {self.demo}\n", f"{mode}; {seconds:.0f} s.\n", "## Results\n", self.table() + "\n"]
         parts += self.sections

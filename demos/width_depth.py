@@ -95,6 +95,7 @@ def run(args, report) -> None:
     rng = np.random.default_rng(0)
     if args.train_size < len(train):
         train = train.subset(rng.permutation(len(train))[:args.train_size])
+    args.train_size = len(train)  # what ran (a larger request uses the whole set): the config and verdict say so
     evaluation = test.subset(rng.permutation(len(test))[:args.eval_size])
     report.config.update(train_size=len(train), eval_size=len(evaluation), base_channels=BASE_CHANNELS,
                          strides=STRIDES, arms={n: ARMS[n] for n in names})

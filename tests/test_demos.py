@@ -5,10 +5,11 @@ from unittest import mock
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
 import scratchnet as sn
 from demos import DEMOS
-from demos.__main__ import main
+from demos.__main__ import main, prepare
 from demos.report import Report, problems
 
 
@@ -23,12 +24,99 @@ def test_report_writes_the_results_schema_and_a_table_with_the_paper_beside_ours
     results = report.write()
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == results
-    assert set(on_disk) == {"demo", "quick", "metrics", "paper", "config", "seconds"}
+    assert set(on_disk) == {"demo", "quick", "metrics", "paper", "config", "seconds", "figures"}
+    assert on_disk["figures"] == ["curve.png"]
     assert on_disk["metrics"] == {"test_accuracy": 0.9871, "parameters": 1625866.0}
     assert on_disk["paper"] == {"test_accuracy": 0.985}
     text = (tmp_path / "report.md").read_text()
     assert "| test_accuracy | 0.9871 | 0.9850 |" in text and "![A line.](curve.png)" in text
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_a_run_starting_in_a_folder_retires_the_earlier_runs_report_figures_and_results(tmp_path):
+    """A run stopped midway must not leave the earlier run's report looking complete beside its own files: the
+    report becomes a note that a run is under way, the earlier results.json and its figures go, other files
+    stay."""
+    first = Report("example", tmp_path, quick=True, config={})
+    first.metric("accuracy", 0.5)
+    for name in ("curve.png", "other.png"):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1])
+        first.figure(fig, name, name)
+    first.write()
+    (tmp_path / "checkpoint.npz").write_bytes(b"kept")
+    (tmp_path / "notes.png").write_bytes(b"not the report's")
+    Report("example", tmp_path, quick=True, config={})
+    assert "has not finished" in (tmp_path / "report.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "notes.png", "report.md"]
+
+
+def test_a_metric_that_is_not_finite_is_written_as_null_and_fails_a_single_demo(tmp_path, monkeypatch, capsys):
+    report = Report("example", tmp_path, quick=True, config={})
+    report.metric("accuracy", float("nan"))
+    report.write()
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text and json.loads(text)["metrics"] == {"accuracy": None}
+    (tmp_path / "fake_nan.py").write_text(
+        "DESCRIPTION = 'records NaN'\ndef add_arguments(parser):\n    pass\n"
+        "def run(args, report):\n    report.metric('accuracy', float('nan'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("demos.__main__.DEMOS", {"fake": "fake_nan"})
+    assert main(["fake", "--out", str(tmp_path / "run")]) == 1
+    assert "FAILED fake: metric accuracy is nan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list(DEMOS))
+def test_every_demos_defaults_pass_the_option_checks(name):
+    module, args, out = prepare(name, [])
+    assert out.name == name
+
+
+@pytest.mark.parametrize(("name", "argv", "message"), [
+    ("mnist_cnn", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("layer_norms", ["--eps", "0.1", "5"], "--eps must be in [0, 1], got 5.0"),
+    ("adversarial_training", ["--lr", "nan"], "--lr must be above 0"),
+    ("adversarial_training", ["--average", "1"], "--average must be in [0, 1)"),
+    ("width_depth", ["--seed", "7"], "unrecognized arguments: --seed"),  # not taken for --seeds
+    ("adversarial_smoothness", ["--L", "4", "--epochs", "6"], "--L must divide --epochs"),
+    ("linf_dist_net", ["--p-start", "0.9", "--p-end", "0.5"], "--p-start must not exceed --p-end"),
+])
+def test_a_bad_option_stops_a_demo_before_it_starts(name, argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        prepare(name, argv)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_bad_backend_in_the_environment_or_an_output_file_stops_a_demo_before_it_starts(tmp_path, monkeypatch,
+                                                                                         capsys):
+    monkeypatch.setenv("SCRATCHNET_BACKEND", "bogus")
+    with pytest.raises(SystemExit):
+        prepare("mnist_cnn", [])
+    assert "SCRATCHNET_BACKEND='bogus'" in capsys.readouterr().err
+    monkeypatch.delenv("SCRATCHNET_BACKEND")
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(SystemExit):
+        prepare("mnist_cnn", ["--out", str(tmp_path / "taken")])
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_all_checks_every_demos_options_before_running_any_and_runs_the_rest_after_a_failure(tmp_path, monkeypatch,
+                                                                                            capsys):
+    (tmp_path / "fake_first.py").write_text(
+        "DESCRIPTION = 'raises'\ndef add_arguments(parser):\n    parser.add_argument('--lr', type=float, default=1.0)\n"
+        "def run(args, report):\n    raise RuntimeError('broken')\n")
+    (tmp_path / "fake_second.py").write_text(
+        "DESCRIPTION = 'works'\ndef add_arguments(parser):\n    pass\n"
+        "def run(args, report):\n    report.metric('accuracy', 1.0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("demos.__main__.DEMOS", {"first": "fake_first", "second": "fake_second"})
+    with pytest.raises(SystemExit):  # the second has no --lr: nothing runs
+        main(["all", "--out", str(tmp_path / "a"), "--lr", "0.1"])
+    assert not (tmp_path / "a").exists()
+    assert main(["all", "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED first: raised RuntimeError: broken" in err
+    assert json.loads((tmp_path / "b" / "second" / "results.json").read_text())["metrics"] == {"accuracy": 1.0}
 
 
 def test_the_runner_lists_every_demo_and_refuses_unknown_names(capsys):
