@@ -52,9 +52,10 @@ def _accuracies(model, x, y, eps: float, seed: int) -> tuple[float, float]:
 def run(args, report) -> None:
     train, test = sn.data.mnist()
     rng = np.random.default_rng(args.seed)
-    epochs = (1, 1) if args.quick else (args.image_clean_epochs, args.image_adv_epochs)
-    if args.quick:
+    if args.quick:  # in args, so that the recorded configuration is the one that ran
+        args.image_clean_epochs, args.image_adv_epochs = 1, 1
         train = train.subset(rng.permutation(len(train))[:512])
+    epochs = (args.image_clean_epochs, args.image_adv_epochs)
     held_out = test.subset(rng.permutation(len(test))[:100 if args.quick else 1000])
     eps = args.image_eps
 
@@ -80,8 +81,7 @@ def run(args, report) -> None:
     for phase, value in rough.items():
         report.metric(f"mnist_cnn_conv1_{phase}_roughness", value)
 
-    report.config.update(image_train_size=len(train), image_test_size=len(held_out), image_epochs=epochs,
-                         image_eps=eps)
+    report.config.update(image_train_size=len(train), image_test_size=len(held_out), image_eps=eps)
     report.section("Image scale: a CNN on MNIST, clean training then adversarial training from it",
                    _table(changes, clean_scores, adv_scores, rough, epochs, eps, len(train), len(held_out)))
     report.figure(_filters(weights), "mnist_conv1_filters.png",
