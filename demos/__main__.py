@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
                 print(f"=== {name}", flush=True)
                 try:
                     failures += [f"{name}: {problem}" for problem in problems(run_demo(name, *demo))]
-                except Exception as error:  # the other demos still run; the summary names this one
+                except (Exception, SystemExit) as error:  # the other demos still run; the summary names this one
                     traceback.print_exc()
                     failures.append(f"{name}: raised {type(error).__name__}: {error}")
         finally:

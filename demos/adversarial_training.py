@@ -22,7 +22,8 @@ from functools import partial
 import numpy as np
 
 import scratchnet as sn
-from demos.report import checkpoint_path, choose, markdown_table, plt, training_curves
+from demos import arguments
+from demos.report import checkpoint_path, markdown_table, plt, training_curves
 from scratchnet import attacks, objectives
 from scratchnet.weight_average import WeightAverage
 
@@ -81,6 +82,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--average", type=float, default=0.998,
                         help="decay of the weight average evaluated in place of the last weights (0: none)")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def check_arguments(args) -> list[str]:
+    """Known framework names (checked by the runner before the run starts)."""
+    return arguments.name_problems(args.frameworks, FRAMEWORKS, "frameworks")
 
 
 def _train_eps(args) -> float:
@@ -185,7 +191,7 @@ def _robustness_curve(model, x, y, epsilons, steps, seed):
 
 
 def run(args, report) -> None:
-    names = choose(args.frameworks, FRAMEWORKS, "frameworks")
+    names = arguments.names(args.frameworks)
     train, test = sn.data.mnist()
     if args.quick:
         rng = np.random.default_rng(args.seed)

@@ -4,10 +4,10 @@ untrained model evaluated, an eps beyond the [0, 1] image range). A demo with a 
 divide another, say) states it in a `check_arguments(args)` of its own, which the runner calls too."""
 
 AT_LEAST_ONE = {"epochs", "batch_size", "train_size", "train_steps", "final_steps", "eval_size", "eval_steps",
-                "train_eval_size", "attack_steps", "pgd_steps", "targets", "monitor_size", "probe_size", "seeds", "L",
-                "directions", "d", "clean_steps", "adv_steps", "image_clean_epochs", "image_adv_epochs", "width",
-                "depth"}
-AT_LEAST_ZERO = {"seed", "shift", "final_epochs", "warmup_epochs", "beta", "weight_decay", "scoping", "noise"}
+                "attack_steps", "pgd_steps", "targets", "probe_size", "seeds", "L", "directions", "d", "clean_steps",
+                "adv_steps", "image_clean_epochs", "image_adv_epochs", "width", "depth"}
+AT_LEAST_ZERO = {"seed", "shift", "final_epochs", "warmup_epochs", "beta", "weight_decay", "scoping", "noise",
+                 "monitor_size", "train_eval_size"}  # 0: none (a demo that needs some says so itself)
 ABOVE_ZERO = {"lr", "final_lr", "inner_lr", "outer_lr", "train_step_size", "gamma", "init", "k"}
 RADII = {"eps", "train_eps", "eps_train", "image_eps"}  # l-inf radii of images in [0, 1]
 FRACTIONS = {"p_start", "p_end"}  # of the epochs
@@ -29,9 +29,23 @@ def _problem(name: str, value) -> str | None:
     return None
 
 
+def names(listed: str) -> list[str]:
+    """The names in a comma-separated option such as --arms."""
+    return [name.strip() for name in listed.split(",") if name.strip()]
+
+
+def name_problems(listed: str, known, what: str) -> list[str]:
+    """A message if the comma-separated `listed` names nothing or something not in `known` (for check_arguments)."""
+    unknown = [name for name in names(listed) if name not in known]
+    if unknown or not names(listed):
+        return [f"--{what} must name some of {list(known)}, got unknown {unknown} in {listed!r}"]
+    return []
+
+
 def problems(args, module) -> list[str]:
     """What is wrong with the parsed options of a demo: one message per option out of its range (None, an unset
-    default, is fine; a list, as `--eps 0.02 0.1`, is checked value by value), then the demo's own rules."""
+    default, is fine; a list, as `--eps 0.02 0.1`, is checked value by value), then, when the ranges hold, the
+    demo's own rules."""
     found = []
     for name, value in vars(args).items():
         for item in value if isinstance(value, list) else [value]:
@@ -41,4 +55,4 @@ def problems(args, module) -> list[str]:
                     found.append(problem)
                     break
     check = getattr(module, "check_arguments", None)
-    return found + (check(args) if check is not None else [])
+    return found or (check(args) if check is not None else [])

@@ -82,10 +82,16 @@ def add_arguments(parser) -> None:
 
 
 def check_arguments(args) -> list[str]:
-    """The p schedule's two fractions in order (checked by the runner before the run starts)."""
+    """The p schedule's two fractions in order, batches of at least two images (the l-inf-dist layers' mean shift
+    needs two) and some monitored images (checked by the runner before the run starts)."""
+    found = []
     if args.p_start > args.p_end:
-        return [f"--p-start must not exceed --p-end, got {args.p_start} and {args.p_end}"]
-    return []
+        found.append(f"--p-start must not exceed --p-end, got {args.p_start} and {args.p_end}")
+    if args.batch_size < 2:
+        found.append(f"--batch-size must be at least 2 (the mean shift needs two images), got {args.batch_size}")
+    if args.monitor_size < 1:
+        found.append(f"--monitor-size must be at least 1, got {args.monitor_size}")
+    return found
 
 
 @contextlib.contextmanager
@@ -244,9 +250,6 @@ def run(args, report) -> None:
 def _experiment(dataset: str, eps: float, args, report):
     key = f"{dataset}_eps{eps}"
     train, test = _load(dataset, args, args.seed)
-    if len(train) % args.batch_size == 1:  # before hours of training, not at the end of the first epoch
-        raise SystemExit(f"{len(train)} training images in batches of {args.batch_size} leave a last batch of one "
-                         "image, and the mean shift of the l-inf-dist layers needs two: choose another --batch-size")
     rng = np.random.default_rng(args.seed)
     evaluation = test.subset(np.arange(min(args.eval_size or len(test), len(test))))
     monitor = test.subset(rng.permutation(len(test))[:args.monitor_size])
@@ -265,8 +268,9 @@ def _experiment(dataset: str, eps: float, args, report):
     else:
         objective, optimizer = T.ClippedHingeCE(eps_train, p_schedule), adam
         lr_schedule = sn.optim.Cosine(args.lr, epochs)
+    # a last batch of one image would stop training (the mean shift needs two): that one image sits out the epoch
     loader = sn.data.BatchLoader(train, args.batch_size, shuffle=True, seed=args.seed,
-                                 augment=sn.data.RandomCrop(padding=1))
+                                 drop_last=len(train) % args.batch_size == 1, augment=sn.data.RandomCrop(padding=1))
     if sn.backend.get_backend() == "cuda":  # the net, Adam's state and the activations stay on the GPU
         if args.loss == "hinge" and args.weight_decay:
             raise ValueError("the GPU-resident trainer has no lp-aware weight decay: use --weight-decay 0")

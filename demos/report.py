@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -38,15 +39,21 @@ class Report:
         self.start = time.perf_counter()
 
     def _retire_earlier_run(self) -> None:
-        results = self.out / "results.json"
-        if results.exists():
-            try:
-                figures = json.loads(results.read_text()).get("figures", [])
-            except (OSError, ValueError, AttributeError):
-                figures = []
-            for name in figures:  # only plain file names this class wrote, never a path out of the folder
-                if isinstance(name, str) and name == Path(name).name:
-                    (self.out / name).unlink(missing_ok=True)
+        """Delete an earlier demo run's results.json and the figures it lists or its report.md shows (results
+        written before the list existed), then say in report.md that a run is under way. Only a results.json that
+        a demo wrote counts, and only plain files in this folder are deleted."""
+        results, report = self.out / "results.json", self.out / "report.md"
+        try:
+            earlier = json.loads(results.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        if isinstance(earlier, dict) and "demo" in earlier:
+            listed = earlier.get("figures")
+            shown = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", report.read_text()) if report.is_file() else []
+            for name in (listed if isinstance(listed, list) else []) + shown:
+                path = self.out / str(name)
+                if str(name) == path.name and name not in ("", ".", "..") and path.is_file():
+                    path.unlink()
             results.unlink()
         started = time.strftime("%Y-%m-%d %H:%M")
         _write_atomic(self.out / "report.md", f"# {self.demo}\n\nA run started here at {started} and has not "
@@ -158,11 +165,3 @@ def checkpoint_path(out: Path, stem: str, settings: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
-
-def choose(listed: str, known, what: str) -> list[str]:
-    """The names in the comma-separated `listed`, each checked against `known` (an unknown one ends the run)."""
-    names = [name.strip() for name in listed.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise SystemExit(f"unknown {what} {unknown}; choose from {list(known)}")
-    return names

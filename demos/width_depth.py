@@ -22,7 +22,8 @@ from functools import partial
 import numpy as np
 
 import scratchnet as sn
-from demos.report import choose, markdown_table, plt
+from demos import arguments
+from demos.report import markdown_table, plt
 from scratchnet import attacks, objectives
 from scratchnet.lipschitz import local_lipschitz, residual_lipschitz_bound
 
@@ -60,6 +61,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-steps", type=int, default=FULL["eval_steps"], help="steps of PGD, CW and APGD")
 
 
+def check_arguments(args) -> list[str]:
+    """Known arm names (checked by the runner before the run starts)."""
+    return arguments.name_problems(args.arms, ARMS, "arms")
+
+
 def _train(depths, widths, seed, train, args):
     model = sn.nn.WideResNet(depths, widths, 10, 1, BASE_CHANNELS, STRIDES, rng=seed)
     loader = sn.data.BatchLoader(train, args.batch_size, shuffle=True, seed=seed)
@@ -88,7 +94,7 @@ def _evaluate(model, x, y, args, seed) -> dict:
 
 
 def run(args, report) -> None:
-    names = choose(args.arms, ARMS, "arms")
+    names = arguments.names(args.arms)
     train, test = sn.data.fashion_mnist()
     if args.quick:
         args.seeds, args.train_size, args.epochs, args.eval_size, args.eval_steps = 2, 128, 1, 32, 3

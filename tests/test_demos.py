@@ -51,6 +51,25 @@ def test_a_run_starting_in_a_folder_retires_the_earlier_runs_report_figures_and_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz", "notes.png", "report.md"]
 
 
+def test_retiring_an_earlier_run_deletes_only_that_runs_plain_files(tmp_path):
+    """A results.json that no demo wrote stays; odd figure lists delete nothing else; a report written before
+    results.json listed its figures has them found through its image links."""
+    for name in ("a", "b", "old.png", "kept.png"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "results.json").write_text("[1, 2]")  # a benchmark's --json rows, say
+    Report("example", tmp_path, quick=True, config={})
+    assert (tmp_path / "results.json").exists()
+    for figures in ("ab", ["", ".", "..", "sub", "../a"]):
+        (tmp_path / "results.json").write_text(json.dumps({"demo": "example", "figures": figures}))
+        Report("example", tmp_path, quick=True, config={})
+        assert {"a", "b", "sub", "old.png"} <= {p.name for p in tmp_path.iterdir()}
+    (tmp_path / "results.json").write_text(json.dumps({"demo": "example"}))
+    (tmp_path / "report.md").write_text("# example\n\n![The old curve.](old.png)\n")
+    Report("example", tmp_path, quick=True, config={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "kept.png", "report.md", "sub"]
+
+
 def test_a_metric_that_is_not_finite_is_written_as_null_and_fails_a_single_demo(tmp_path, monkeypatch, capsys):
     report = Report("example", tmp_path, quick=True, config={})
     report.metric("accuracy", float("nan"))
@@ -72,6 +91,16 @@ def test_every_demos_defaults_pass_the_option_checks(name):
     assert out.name == name
 
 
+@pytest.mark.parametrize(("name", "argv"), [
+    ("adversarial_training", ["--monitor-size", "0", "--train-eval-size", "0", "--final-epochs", "0",
+                              "--average", "0", "--train-eps", "0.4"]),  # 0: none, as the help says
+    ("feature_purification", ["--init", "0.01"]),
+    ("linf_dist_net", ["--eps-train", "0", "--weight-decay", "0", "--loss", "clipped"]),
+])
+def test_values_the_demos_document_pass_the_option_checks(name, argv):
+    prepare(name, argv)
+
+
 @pytest.mark.parametrize(("name", "argv", "message"), [
     ("mnist_cnn", ["--epochs", "0"], "--epochs must be at least 1, got 0"),
     ("layer_norms", ["--eps", "0.1", "5"], "--eps must be in [0, 1], got 5.0"),
@@ -80,6 +109,10 @@ def test_every_demos_defaults_pass_the_option_checks(name):
     ("width_depth", ["--seed", "7"], "unrecognized arguments: --seed"),  # not taken for --seeds
     ("adversarial_smoothness", ["--L", "4", "--epochs", "6"], "--L must divide --epochs"),
     ("linf_dist_net", ["--p-start", "0.9", "--p-end", "0.5"], "--p-start must not exceed --p-end"),
+    ("linf_dist_net", ["--batch-size", "1"], "--batch-size must be at least 2"),
+    ("adversarial_smoothness", ["--L", "0"], "--L must be at least 1, got 0"),  # not a ZeroDivisionError
+    ("width_depth", ["--arms", "uniform 3-3-3,R-style 6-4-3"], "--arms must name some of"),
+    ("adversarial_training", ["--frameworks", ","], "--frameworks must name some of"),
 ])
 def test_a_bad_option_stops_a_demo_before_it_starts(name, argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:
