@@ -35,10 +35,12 @@ def names(listed: str) -> list[str]:
 
 
 def name_problems(listed: str, known, what: str) -> list[str]:
-    """A message if the comma-separated `listed` names nothing or something not in `known` (for check_arguments)."""
-    unknown = [name for name in names(listed) if name not in known]
-    if unknown or not names(listed):
-        return [f"--{what} must name some of {list(known)}, got unknown {unknown} in {listed!r}"]
+    """A message if the comma-separated `listed` names nothing, something not in `known`, or one twice (its
+    results would overwrite each other's), for a demo's check_arguments."""
+    given = names(listed)
+    unknown = [name for name in given if name not in known]
+    if unknown or not given or len(set(given)) < len(given):
+        return [f"--{what} must name some of {list(known)}, each once, got {listed!r}"]
     return []
 
 

@@ -257,6 +257,9 @@ def _experiment(dataset: str, eps: float, args, report):
     calibration = train.x[rng.permutation(len(train))[:args.batch_size]]
     epochs = 3 if args.quick else args.epochs or EPOCHS[dataset]
     eps_train = EPS_TRAIN.get((dataset, eps), 1.5 * eps) if args.eps_train is None else args.eps_train
+    # what this experiment resolved (the options leave these to the dataset): recorded beside the options
+    report.config.setdefault("experiments", {})[key] = {"epochs": epochs, "eps_train": eps_train,
+                                                        "train_size": len(train)}
     mean, std = NORMALIZATION[dataset]
     model = sn.nn.LinfDistNet(784, args.depth, args.width, 10, mean=mean, std=std, seed=args.seed)
     p_schedule = T.PSchedule(args.p_start * epochs, args.p_end * epochs)

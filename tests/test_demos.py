@@ -113,6 +113,7 @@ def test_values_the_demos_document_pass_the_option_checks(name, argv):
     ("adversarial_smoothness", ["--L", "0"], "--L must be at least 1, got 0"),  # not a ZeroDivisionError
     ("width_depth", ["--arms", "uniform 3-3-3,R-style 6-4-3"], "--arms must name some of"),
     ("adversarial_training", ["--frameworks", ","], "--frameworks must name some of"),
+    ("adversarial_training", ["--frameworks", "PGD-AT,PGD-AT"], "each once"),
 ])
 def test_a_bad_option_stops_a_demo_before_it_starts(name, argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:
