@@ -70,6 +70,9 @@ def run_demo(name: str, module, args, out: Path) -> dict:
     ran = _settings(args)
     report.config.update({k: v for k, v in ran.items() if report.config.get(k, given.get(k)) == given.get(k)})
     results = report.write()
+    replaced = [f"--{k.replace('_', '-')} {given[k]} -> {v}" for k, v in ran.items() if k in given and v != given[k]]
+    if replaced:
+        print(f"\n{name} ran with settings of its own (the configuration records them): {', '.join(replaced)}")
     print(f"\n{name}: {out / 'report.md'}\n{report.table()}\n")
     return results
 

@@ -174,7 +174,7 @@ def test_running_all_fails_when_a_demo_records_a_non_finite_or_no_metric(tmp_pat
     assert problems({"metrics": {}}) == ["recorded no metrics"]
 
 
-def test_the_recorded_configuration_is_the_one_that_ran(tmp_path, monkeypatch):
+def test_the_recorded_configuration_is_the_one_that_ran(tmp_path, monkeypatch, capsys):
     """A quick run overrides settings in `args`: results.json and report.md recorded those given instead (three
     seeds and PGD-20 beside a report of two seeds and PGD-3)."""
     (tmp_path / "fake_override.py").write_text(
@@ -191,6 +191,7 @@ def test_the_recorded_configuration_is_the_one_that_ran(tmp_path, monkeypatch):
     assert results["config"]["epochs"] == 30  # the demo's own record of a default it resolved stands
     assert results["config"]["size"] == 5  # a setting a quick run adds to args
     assert '"seeds": 1' in (tmp_path / "out" / "report.md").read_text()
+    assert "settings of its own (the configuration records them): --seeds 3 -> 1" in capsys.readouterr().out
 
 
 def test_small_metrics_keep_their_digits_in_the_table():
