@@ -396,8 +396,9 @@ with beta 1 and ALP with pairing weight 1, as the paper's code.""")
     report.section("(b) Layer norms of adversarially trained models", results_table(robust, args.eps) + "\n\n"
                    + adversarial_verdict(robust))
     report.section("(c) Time of the exact norms", timing_table(timing, n) + "\n\nThe exact l1 and l-inf norms are "
-                   "sums of |W|; power iteration runs the conv and its transpose until the estimate changes by less "
-                   "than 1e-3 of itself; the FFT route takes one SVD per frequency of the n x n grid.")
+                   "sums of |W|; power iteration runs the conv and its transpose until its estimated remaining error "
+                   "is below 1e-3 of the norm (norms.conv_spectral_norm); the FFT route takes one SVD per frequency "
+                   "of the n x n grid.")
     report.figure(plot_traces({name: traces[name] for name in regularized}, labels), "norms_vs_epoch.png",
                   "Exact l1 (top) and l-inf (bottom) norm of each layer during training, per regularizer.")
     report.figure(plot_bars(robust), "norms_adversarial.png",
