@@ -3,8 +3,8 @@
 results.json: {"demo", "quick", "metrics": {name: number}, "paper": {name: number}, "config": {...}, "seconds",
 "figures": [file names]}; a metric that is not a finite number is written as null (JSON has no NaN).
 
-A run that starts in a folder first replaces an earlier run's report.md by a note that a run is under way, and
-deletes that run's results.json and the figures its results.json lists: a run stopped midway leaves no report that
+A run that starts in a folder first replaces an earlier run's report.md by a note that a run is under way, and deletes
+that run's results.json and the figures it lists or its report.md shows: a run stopped midway leaves no report that
 looks complete beside files of its own. Every file is written to a temporary name and renamed, so none is ever
 half-written.
 """
@@ -52,7 +52,7 @@ class Report:
             shown = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", report.read_text()) if report.is_file() else []
             for name in (listed if isinstance(listed, list) else []) + shown:
                 path = self.out / str(name)
-                if str(name) == path.name and name not in ("", ".", "..") and path.is_file():
+                if str(name) == path.name and path.is_file():  # a plain file here ("", "." and ".." are folders)
                     path.unlink()
             results.unlink()
         started = time.strftime("%Y-%m-%d %H:%M")
@@ -71,10 +71,9 @@ class Report:
 
     def figure(self, fig, filename: str, caption: str) -> Path:
         path = self.out / filename
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        _replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight",
+                                                          format=path.suffix.lstrip(".") or "png"))
         plt.close(fig)
-        os.replace(tmp, path)
         self.figures.append((filename, caption))
         return path
 
@@ -117,10 +116,15 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _replace_atomically(path: Path, write) -> None:
+    """write(a temporary path beside `path`), then rename it to `path`: no reader sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    write(tmp)
     os.replace(tmp, path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    _replace_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def training_curves(history: list[dict], title: str):
